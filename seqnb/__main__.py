@@ -1,0 +1,5 @@
+import sys
+
+from seqnb.cli import main
+
+sys.exit(main())

@@ -1,0 +1,223 @@
+"""Command line: ``python -m seqnb {datasets,run,grid,results,reproduce}``.
+
+    python -m seqnb datasets
+    python -m seqnb run --dataset Amazon2014Beauty_550_LOU --num-blocks 1 --epochs 100
+    python -m seqnb run --config my_run.yaml
+    python -m seqnb grid --chapter zero_block --profile full --datasets Amazon2014Beauty_550_LOU
+    python -m seqnb results --chapter shuffle
+    python -m seqnb reproduce --profile full
+
+Every value is checked before any work starts; a bad one is reported with the allowed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from seqnb.config import RunConfig
+
+_BOOL = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+def _parse_value(name: str, text: str, default: Any) -> Any:
+    """Turn a command-line string into the type of the RunConfig field."""
+    try:
+        if name == "smooth_band":
+            if text.lower() in ("none", ""):
+                return None
+            lo, hi = (int(x) for x in text.replace("[", "").replace("]", "").split(","))
+            return (lo, hi)
+        if name in ("remove_seen", "max_users") and text.lower() == "none":
+            return None
+        if isinstance(default, bool) or name == "remove_seen":
+            if text.lower() not in _BOOL:
+                raise ValueError
+            return _BOOL[text.lower()]
+        if isinstance(default, int) or name == "max_users":
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        return text
+    except ValueError:
+        raise SystemExit(f"error: --{name.replace('_', '-')} {text!r} is not a valid value") from None
+
+
+def _config_flags(parser: argparse.ArgumentParser) -> None:
+    for f in fields(RunConfig):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None)
+
+
+def _config_from_args(args: argparse.Namespace, file_values: dict[str, Any]) -> RunConfig:
+    defaults = {f.name: f.default for f in fields(RunConfig)}
+    values = dict(file_values)
+    for name, default in defaults.items():
+        text = getattr(args, name, None)
+        if text is not None:
+            values[name] = _parse_value(name, text, default)
+    if "dataset" not in values:
+        raise SystemExit("error: --dataset is required (see `python -m seqnb datasets`)")
+    try:
+        return RunConfig.from_dict(values)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def _check_datasets(names: Sequence[str]) -> None:
+    from seqnb.data import list_datasets
+
+    known = {spec.name for spec in list_datasets()}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(
+            f"error: unknown data set(s) {unknown}; known data sets: {sorted(known)}"
+        )
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from seqnb.data import format_dataset_table
+
+    print(format_dataset_table(args.data_root))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from seqnb.results import ResultStore, get_or_run
+
+    file_values: dict[str, Any] = {}
+    if args.config:
+        import yaml
+
+        with open(args.config, encoding="utf-8") as f:
+            file_values = yaml.safe_load(f) or {}
+        if not isinstance(file_values, dict):
+            raise SystemExit(f"error: {args.config} must hold a mapping of configuration keys")
+    config = _config_from_args(args, file_values)
+    _check_datasets([config.dataset])
+    store = ResultStore(args.results)
+    if store.has(config) and not args.force:
+        print(f"already stored: {store.json_path(config.run_id)}")
+        return 0
+    if args.force:
+        store.json_path(config.run_id).unlink(missing_ok=True)
+    result = get_or_run(config, train=True, root=args.results)
+    print(f"stored {store.json_path(config.run_id)}")
+    print(" ".join(f"{k}={v:.4f}" for k, v in result["test"].items() if "@" in k))
+    return 0
+
+
+def _grid_configs(args: argparse.Namespace) -> list[RunConfig]:
+    from seqnb.experiments import CHAPTERS, TRAINING_CHAPTERS, chapter_configs
+
+    chapters = args.chapters or list(TRAINING_CHAPTERS)
+    bad = [c for c in chapters if c not in CHAPTERS]
+    if bad:
+        raise SystemExit(f"error: unknown chapter(s) {bad}; chapters: {list(CHAPTERS)}")
+    if args.datasets:
+        _check_datasets(args.datasets)
+    overrides: dict[str, Any] = {}
+    if args.epochs is not None:
+        overrides["epochs"] = int(args.epochs)
+    if args.device is not None:
+        overrides["device"] = args.device
+    configs: list[RunConfig] = []
+    seen: set[str] = set()
+    for chapter in chapters:
+        if chapter not in TRAINING_CHAPTERS:
+            continue  # movielens_genres is computed live
+        try:
+            for c in chapter_configs(
+                chapter, args.profile, datasets=args.datasets, seeds=args.seeds, **overrides
+            ):
+                if c.run_id not in seen:
+                    seen.add(c.run_id)
+                    configs.append(c)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
+    return configs
+
+
+def cmd_grid(args: argparse.Namespace) -> int:
+    from seqnb.grid import run_grid
+
+    configs = _grid_configs(args)
+    if args.dry_run:
+        for c in configs:
+            print(c.run_id, c.chapter, c.model, c.dataset, f"seed={c.seed}")
+        return 0
+    summary = run_grid(configs, root=args.results, backend=args.backend)
+    print(f"{summary['trained']} trained, {summary['skipped']} already stored, "
+          f"{summary['failed']} failed")
+    return 1 if summary["failed"] else 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from seqnb.results import ResultStore, results_frame
+
+    frame = results_frame(ResultStore(args.results).all())
+    if frame.empty:
+        print("no stored results")
+        return 0
+    if args.chapter:
+        frame = frame[frame["chapter"] == args.chapter]
+    if args.dataset:
+        frame = frame[frame["dataset"] == args.dataset]
+    columns = ["run_id", "chapter", "model", "num_blocks", "maxlen", "seed", "HR@10", "NDCG@10",
+               "best_epoch", "device_name", "wall_seconds"]
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        print(frame[[c for c in columns if c in frame]].to_string(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m seqnb", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("datasets", help="list the registered data sets")
+    p.add_argument("--data-root", default=None)
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("run", help="train and store one configuration")
+    p.add_argument("--config", help="YAML file with configuration keys (flags override it)")
+    p.add_argument("--results", default=None, help="result store root (default: results/)")
+    p.add_argument("--force", action="store_true", help="retrain even if stored")
+    _config_flags(p)
+    p.set_defaults(func=cmd_run)
+
+    for name, helptext in (
+        ("grid", "run chapters' grids, skipping stored runs"),
+        ("reproduce", "run every chapter's grid (the whole book)"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--chapters", "--chapter", nargs="+", default=None)
+        p.add_argument("--profile", default="full", choices=["smoke", "full"])
+        p.add_argument("--datasets", "--dataset", nargs="+", default=None)
+        p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+        p.add_argument("--epochs", type=int, default=None)
+        p.add_argument("--device", default=None)
+        p.add_argument("--results", default=None)
+        p.add_argument("--backend", choices=["local", "ray"], default="local")
+        p.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
+        p.set_defaults(func=cmd_grid)
+
+    p = sub.add_parser("results", help="list stored results")
+    p.add_argument("--chapter", default=None)
+    p.add_argument("--dataset", default=None)
+    p.add_argument("--results", default=None)
+    p.set_defaults(func=cmd_results)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,77 @@
+"""Run a list of configurations, skipping stored ones: locally (default) or on Ray."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from seqnb.config import RunConfig
+from seqnb.results import ResultStore, run
+
+
+def _run_one(config: RunConfig, root: str | None) -> str:
+    """Train and store one run (also the Ray task body); returns its id."""
+    run(config, store=ResultStore(root), progress=False)
+    return config.run_id
+
+
+def run_grid(
+    configs: Sequence[RunConfig],
+    root: str | os.PathLike[str] | None = None,
+    backend: str = "local",
+) -> dict[str, Any]:
+    """Train every configuration that is not stored yet.
+
+    ``backend='local'`` runs them one after another with an overall progress bar;
+    ``backend='ray'`` hands the same list to Ray (``ray.init()`` connects to a running
+    cluster via ``RAY_ADDRESS``, or starts a local one). A failed run is reported and the
+    grid goes on; the summary counts trained, skipped and failed runs.
+    """
+    store = ResultStore(root)
+    todo = [c for c in configs if not store.has(c)]
+    summary: dict[str, Any] = {
+        "trained": 0, "skipped": len(configs) - len(todo), "failed": 0, "errors": {}
+    }
+    if backend == "ray":
+        return _run_ray(todo, str(store.root), summary)
+    if backend != "local":
+        raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+    bar = tqdm(todo, desc="grid", unit="run")
+    for config in bar:
+        bar.set_postfix_str(f"{config.chapter} {config.dataset} {config.model} seed={config.seed}")
+        try:
+            run(config, store=store, progress=True)
+            summary["trained"] += 1
+        except Exception as err:  # keep going: one failed run must not stop a night's grid
+            summary["failed"] += 1
+            summary["errors"][config.run_id] = f"{type(err).__name__}: {err}"
+            tqdm.write(f"run {config.run_id} failed:\n{traceback.format_exc()}")
+    return summary
+
+
+def _run_ray(todo: list[RunConfig], root: str, summary: dict[str, Any]) -> dict[str, Any]:
+    try:
+        import ray
+    except ImportError as err:
+        raise RuntimeError("backend='ray' needs Ray: pip install 'seqnb[ray]'") from err
+    if not ray.is_initialized():
+        ray.init()
+    task = ray.remote(_run_one)
+    pending = {task.remote(c, root): c for c in todo}
+    bar = tqdm(total=len(pending), desc="grid (ray)", unit="run")
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        config = pending.pop(done[0])
+        try:
+            ray.get(done[0])
+            summary["trained"] += 1
+        except Exception as err:
+            summary["failed"] += 1
+            summary["errors"][config.run_id] = f"{type(err).__name__}: {err}"
+        bar.update(1)
+    bar.close()
+    return summary

@@ -1,0 +1,114 @@
+"""Losses: full-softmax cross-entropy (chunked, fused), sampled BCE, BPR.
+
+The CE over all items is where an epoch's time goes: its logits are ``positions x items``
+(Beauty: 131k x 12k, 6 GB in fp32), and a plain ``F.cross_entropy`` streams them through
+memory several times. :func:`chunked_cross_entropy` instead walks the rows in chunks small
+enough to stay in cache, and forms the gradient during the forward pass (the loss is a mean
+of independent rows, so its gradient is known up to the scalar ``grad_output``):
+
+    for each chunk c of rows:
+        Z = H_c E^T                  logits        (c, V)
+        loss += logsumexp(Z) - Z[target]
+        G = softmax(Z) - onehot      in place      (c, V)
+        dH_c = G E,  dE += G^T H_c
+
+That is exactly the three ``positions x items x dim`` matmuls the epoch cannot avoid, and
+the logits never exist whole.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_CHUNK = 256
+
+
+class _ChunkedCE(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, table, targets, chunk, compute_dtype):  # type: ignore[override]
+        # hidden (N, d), table (V, d), targets (N,)
+        N, V = hidden.shape[0], table.shape[0]
+        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        H = hidden.detach().to(compute_dtype)
+        E = table.detach().to(compute_dtype)
+        E_T = E.T.contiguous()  # (d, V)
+        fp32 = compute_dtype == torch.float32
+        d_hidden = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device)
+        d_table = torch.zeros(table.shape, dtype=torch.float32, device=table.device)
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        buffer = torch.empty(min(chunk, N), V, dtype=torch.float32, device=hidden.device)
+        for start in range(0, N, chunk):
+            h = H[start : start + chunk]  # (c, d)
+            t = targets[start : start + chunk]  # (c,)
+            z = buffer[: len(t)]  # (c, V) logits, then softmax, then gradient, in place
+            if fp32:
+                torch.mm(h, E_T, out=z)
+            else:
+                z.copy_(h @ E_T)
+            rows = torch.arange(len(t), device=z.device)
+            z_target = z[rows, t]
+            top = z.amax(dim=1, keepdim=True)
+            z.sub_(top).exp_()
+            norm = z.sum(dim=1, keepdim=True)
+            total += (top.squeeze(1) + norm.log().squeeze(1) - z_target).sum()
+            if need_grad:
+                z.div_(norm)
+                z[rows, t] -= 1.0  # softmax - onehot
+                if fp32:
+                    torch.mm(z, E, out=d_hidden[start : start + chunk])
+                    d_table.addmm_(z.T, h)
+                else:
+                    g = z.to(compute_dtype)
+                    d_hidden[start : start + chunk] = g @ E
+                    d_table.add_(g.T @ h)
+        ctx.save_for_backward(d_hidden.to(hidden.dtype), d_table.to(table.dtype))
+        return total / N
+
+    @staticmethod
+    def backward(ctx, grad_output):  # type: ignore[override]
+        d_hidden, d_table = ctx.saved_tensors
+        N = d_hidden.shape[0]
+        scale = grad_output / N
+        return d_hidden * scale, d_table * scale, None, None, None
+
+
+def chunked_cross_entropy(
+    hidden: torch.Tensor,
+    table: torch.Tensor,
+    targets: torch.Tensor,
+    chunk: int = DEFAULT_CHUNK,
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Mean softmax cross-entropy of ``hidden @ table.T`` against ``targets``.
+
+    Equal to ``F.cross_entropy(hidden @ table.T, targets)`` (up to float rounding), without
+    materialising the logits. ``compute_dtype=torch.bfloat16`` runs the matmuls in bf16
+    (softmax and accumulation stay in fp32).
+    """
+    if hidden.shape[0] == 0:
+        return hidden.sum() * 0.0
+    dtype = compute_dtype or hidden.dtype
+    return _ChunkedCE.apply(hidden, table, targets.long(), chunk, dtype)
+
+
+def sampled_bce(
+    hidden: torch.Tensor, table: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+) -> torch.Tensor:
+    """Binary cross-entropy as in the SASRec port: mean over positives + mean over negatives.
+
+    hidden (N, d), positives (N,), negatives (N, k)."""
+    pos = (hidden * table[positives]).sum(-1)  # (N,)
+    neg = torch.einsum("nd,nkd->nk", hidden, table[negatives])  # (N, k)
+    return F.binary_cross_entropy_with_logits(
+        pos, torch.ones_like(pos)
+    ) + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
+
+
+def bpr(
+    hidden: torch.Tensor, table: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+) -> torch.Tensor:
+    """BPR: -log sigmoid(s_pos - s_neg), averaged over positions and negatives."""
+    pos = (hidden * table[positives]).sum(-1, keepdim=True)  # (N, 1)
+    neg = torch.einsum("nd,nkd->nk", hidden, table[negatives])  # (N, k)
+    return -F.logsigmoid(pos - neg).mean()

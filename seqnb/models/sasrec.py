@@ -1,0 +1,119 @@
+"""SASRec (Kang & McAuley, ICDM 2018), the variant of the widely used PyTorch port.
+
+    x = E[seq] * sqrt(d) + P[pos]; dropout; zero padded positions
+    for each block:
+        q = LN1(x);  x = x + Attn(q, x, x, causal mask)
+        x = LN2(x);  x = x + FFN(x)          FFN = W2(dropout(relu(W1 x))), dropout
+        zero padded positions
+    h = LN(x);  score(i) = h_t . E[i]         (item table shared with the input)
+
+One deliberate difference from the port: attention ignores padding keys. (In the port they
+leak in through the key bias, so a sequence's output depends on how much padding it got.)
+With the mask, trimming a left-padded batch to its longest sequence gives the same logits,
+which is what lets the trainer skip the padding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqnb.models.embeddings import ItemTable
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+        self.dropout = dropout
+
+    def forward(
+        self, q: torch.Tensor, kv: torch.Tensor, mask: torch.Tensor, return_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, d = q.shape  # mask: (B, 1, T, T) bool, True = may attend
+        h = self.num_heads
+        Q = self.q_proj(q).view(B, T, h, d // h).transpose(1, 2)  # (B, h, T, d/h)
+        K = self.k_proj(kv).view(B, T, h, d // h).transpose(1, 2)
+        V = self.v_proj(kv).view(B, T, h, d // h).transpose(1, 2)
+        p = self.dropout if self.training else 0.0
+        if return_weights:
+            logits = Q @ K.transpose(-1, -2) / math.sqrt(d // h)  # (B, h, T, T)
+            weights = logits.masked_fill(~mask, float("-inf")).softmax(-1)
+            y = F.dropout(weights, p, self.training) @ V
+        else:
+            weights = None
+            y = F.scaled_dot_product_attention(Q, K, V, attn_mask=mask, dropout_p=p)
+        y = y.transpose(1, 2).reshape(B, T, d)  # (B, T, d)
+        return self.out_proj(y), weights
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim, eps=1e-8)
+        self.attn = CausalSelfAttention(dim, num_heads, dropout)
+        self.ln2 = nn.LayerNorm(dim, eps=1e-8)
+        self.fc1 = nn.Linear(dim, dim)
+        self.fc2 = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor, return_weights: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, weights = self.attn(self.ln1(x), x, mask, return_weights)
+        x = x + self.dropout(a)
+        x = self.ln2(x)
+        x = x + self.dropout(self.fc2(self.dropout(F.relu(self.fc1(x)))))
+        return x * keep, weights  # keep: (B, T, 1) zero at padding
+
+
+class SASRec(nn.Module):
+    def __init__(
+        self,
+        items: ItemTable,
+        maxlen: int,
+        num_blocks: int,
+        num_heads: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        dim = items.dim
+        self.items = items
+        self.maxlen = maxlen
+        self.pos = nn.Embedding(maxlen, dim)
+        self.emb_dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(dim, num_heads, dropout) for _ in range(num_blocks))
+        self.ln_final = nn.LayerNorm(dim, eps=1e-8)
+
+    def hidden(
+        self, seqs: torch.Tensor, table: torch.Tensor | None = None, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, T) left-padded item ids -> (B, T, d) representation at every position.
+
+        T may be shorter than maxlen (a trimmed batch): position ids are those the same
+        columns would have in a batch padded to maxlen.
+        """
+        B, T = seqs.shape
+        E = self.items.table() if table is None else table  # (V+1, d)
+        keep = (seqs > 0).unsqueeze(-1)  # (B, T, 1)
+        positions = torch.arange(self.maxlen - T, self.maxlen, device=seqs.device)  # (T,)
+        x = E[seqs] * math.sqrt(E.shape[1]) + self.pos(positions)  # (B, T, d)
+        x = self.emb_dropout(x) * keep
+        causal = torch.ones(T, T, dtype=torch.bool, device=seqs.device).tril()
+        diag = torch.eye(T, dtype=torch.bool, device=seqs.device)
+        mask = (causal & (seqs > 0)[:, None, :]) | diag  # (B, T, T): real keys, or self
+        mask = mask.unsqueeze(1)  # (B, 1, T, T)
+        attention = []
+        for block in self.blocks:
+            x, w = block(x, mask, keep, return_attention)
+            if w is not None:
+                attention.append(w)
+        x = self.ln_final(x)
+        return (x, attention) if return_attention else x

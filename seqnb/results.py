@@ -1,0 +1,257 @@
+"""The result store: one JSON (+ one compressed .npz of per-user/per-item arrays) per run.
+
+    results/runs/<run-id>.json     config, valid_curve, best_epoch, test, test_shuffled_*,
+                                   extras, provenance — readable without seqnb
+    results/runs/<run-id>.npz      test/valid ranks per user, item norms and frequencies
+    results/checkpoints/<id>.pt    best model state (not committed; lets extras be added)
+
+The run id is a hash of the configuration without its labels (``chapter``, ``device``), so a
+run needed by two chapters is trained once. Writes are atomic (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from seqnb import __version__
+from seqnb.config import RunConfig
+from seqnb.data.dataset import Dataset
+from seqnb.paths import REPO_ROOT, results_root
+
+RUNS = "runs"
+CHECKPOINTS = "checkpoints"
+
+
+class CorruptResultError(ValueError):
+    """A stored result file that cannot be read."""
+
+
+class MissingResultError(LookupError):
+    """A result that is not stored, with the command that would produce it."""
+
+
+def command_for(config: RunConfig) -> str:
+    """The command line that trains and stores ``config``."""
+    base = RunConfig(dataset=config.dataset)
+    parts = ["python -m seqnb run"]
+    for key, value in config.to_dict().items():
+        if key == "dataset" or (key != "chapter" and getattr(base, key) == value):
+            continue
+        if key == "chapter" and not value:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        parts.append(f"--{key.replace('_', '-')} {value}")
+    parts.append(f"--dataset {config.dataset}")
+    return " ".join(parts)
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "seqnb"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        commit = out.stdout.strip() or "unknown"
+        return commit + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class ResultStore:
+    """Stored results under one root directory."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = results_root(root)
+
+    def json_path(self, run_id: str) -> Path:
+        return self.root / RUNS / f"{run_id}.json"
+
+    def arrays_path(self, run_id: str) -> Path:
+        return self.root / RUNS / f"{run_id}.npz"
+
+    def checkpoint_dir(self) -> Path:
+        return self.root / CHECKPOINTS
+
+    def has(self, config: RunConfig) -> bool:
+        return self.json_path(config.run_id).exists()
+
+    def save(self, result: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> Path:
+        run_id = result["run_id"]
+        if arrays:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **arrays)
+            _atomic_write_bytes(self.arrays_path(run_id), buf.getvalue())
+        blob = json.dumps(result, indent=1, sort_keys=False).encode()
+        _atomic_write_bytes(self.json_path(run_id), blob)  # the JSON last: it marks completion
+        return self.json_path(run_id)
+
+    def load(self, run_id: str) -> dict[str, Any]:
+        path = self.json_path(run_id)
+        try:
+            with open(path, encoding="utf-8") as f:
+                result = json.load(f)
+        except json.JSONDecodeError as err:
+            raise CorruptResultError(
+                f"stored result {path} is corrupt ({err}); delete it and rerun the run"
+            ) from err
+        for key in ("config", "test", "provenance"):
+            if key not in result:
+                raise CorruptResultError(f"stored result {path} lacks the key {key!r}")
+        return result
+
+    def arrays(self, run_id: str) -> dict[str, np.ndarray]:
+        path = self.arrays_path(run_id)
+        if not path.exists():
+            return {}
+        try:
+            with np.load(path) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as err:
+            raise CorruptResultError(f"stored arrays {path} are corrupt ({err})") from err
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every stored result (corrupt files raise with their path)."""
+        return [self.load(p.stem) for p in sorted((self.root / RUNS).glob("*.json"))]
+
+
+def run(
+    config: RunConfig,
+    dataset: Dataset | None = None,
+    store: ResultStore | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train and evaluate one configuration; store it (when ``store`` is given) and return it."""
+    from seqnb.data import load_dataset
+    from seqnb.train import train
+
+    if dataset is None:
+        dataset = load_dataset(config.dataset)
+    if config.max_users is not None and dataset.num_users > config.max_users:
+        dataset = dataset.subsample_users(config.max_users, seed=0)
+    started = _dt.datetime.now(_dt.timezone.utc)
+    tick = time.perf_counter()
+    outcome = train(
+        config,
+        dataset,
+        progress=progress,
+        checkpoint_dir=store.checkpoint_dir() if store else None,
+    )
+    wall = time.perf_counter() - tick
+    result: dict[str, Any] = {
+        "run_id": config.run_id,
+        "config": config.to_dict(),
+        "valid_curve": outcome.valid_curve,
+        "best_epoch": outcome.best_epoch,
+        "test": outcome.test,
+        **outcome.extra_tests,
+        "extras": outcome.extras,
+        "dataset_stats": dataset.statistics(),
+        "provenance": {
+            "seqnb_version": __version__,
+            "git_commit": _git_commit(),
+            "device": outcome.device,
+            "torch_version": torch.__version__,
+            "python": platform.python_version(),
+            "host": platform.node(),
+            "started": started.isoformat(timespec="seconds"),
+            "wall_seconds": round(wall, 2),
+            "train_seconds": round(outcome.train_seconds, 2),
+            "epochs_run": outcome.epochs_run,
+        },
+    }
+    if store is not None:
+        store.save(result, outcome.arrays)
+        if outcome.best_state is not None:
+            ckpt = store.checkpoint_dir() / f"{config.run_id}.pt"
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(outcome.best_state, ckpt)
+            resume = store.checkpoint_dir() / f"{config.run_id}.resume.pt"
+            resume.unlink(missing_ok=True)
+    result["arrays"] = outcome.arrays
+    return result
+
+
+def get_or_run(
+    config: RunConfig,
+    train: bool = True,
+    dataset: Dataset | None = None,
+    root: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The stored result for ``config``; trained and stored first if absent and ``train``."""
+    store = ResultStore(root)
+    if store.has(config):
+        return store.load(config.run_id)
+    if not train:
+        raise MissingResultError(
+            f"no stored result for run {config.run_id} under {store.root / RUNS}.\n"
+            f"Produce it with:\n  {command_for(config)}\n"
+            "or rerun the chapter with train=True (or profile='full')."
+        )
+    result = run(config, dataset=dataset, store=store, progress=progress)
+    result.pop("arrays", None)
+    return result
+
+
+def results_frame(results: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run: the configuration columns, test metrics, extra tests, provenance."""
+    rows = []
+    for r in results:
+        row: dict[str, Any] = {"run_id": r["run_id"], **r["config"]}
+        if row.get("smooth_band") is not None:
+            row["smooth_band"] = tuple(row["smooth_band"])
+        row.update(r["test"])
+        for key, value in r.items():
+            if key.startswith("test_") and isinstance(value, dict):
+                row.update({f"{key}:{m}": v for m, v in value.items()})
+        row["best_epoch"] = r.get("best_epoch")
+        prov = r["provenance"]
+        row.update(
+            device_name=prov["device"],
+            started=prov["started"],
+            wall_seconds=prov["wall_seconds"],
+            epochs_run=prov["epochs_run"],
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def aggregate_seeds(
+    frame: pd.DataFrame, by: list[str], metrics: Iterable[str]
+) -> pd.DataFrame:
+    """Mean, std and count over seeds of ``metrics``, grouped by ``by``."""
+    metrics = list(metrics)
+    grouped = frame.groupby(by, dropna=False, sort=False)[metrics]
+    out = grouped.agg(["mean", "std", "count"])
+    out.columns = [f"{m} {stat}" for m, stat in out.columns]
+    return out.reset_index()

@@ -1,0 +1,403 @@
+"""The training loop: data on the device, trimmed batches, periodic full-ranking validation.
+
+    train(config, dataset) -> TrainOutcome
+
+* The whole training set lives as tensors on the device; a batch is an index slice.
+* Left padding is skipped: samples are grouped by length (sorted within shuffled blocks of
+  64 batches) and each batch is cut to its longest sequence. Position ids are kept as they
+  would be with full padding, so the logits are unchanged (tested).
+* Negatives are sampled on the device, rejecting the user's training items.
+* Every ``eval_every`` epochs (and after the last) the validation split is ranked in full;
+  the best state by NDCG@10 is kept, and the test split is ranked with it — plus the extra
+  evaluations the chapters need (shuffled inputs, attention mass, embedding norms).
+* Resumable: the state is checkpointed (atomically) at every validation.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from seqnb.config import RunConfig
+from seqnb.data.dataset import Dataset
+from seqnb.losses import bpr, chunked_cross_entropy, sampled_bce
+from seqnb.metrics import summarize_ranks
+from seqnb.models import MFBPR, SASRec, build_model
+from seqnb.sequences import left_pad, rolled_samples, shuffled_inputs
+
+BLOCK_BATCHES = 64  # batches per shuffled block within which samples are sorted by length
+EVAL_BATCH = {"cpu": 256, "cuda": 4096}  # users per ranking batch: CPU wants cache-sized blocks
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+@dataclass
+class TrainOutcome:
+    """What one run produced (``seqnb.results`` turns it into the stored JSON)."""
+
+    valid_curve: list[dict[str, Any]]
+    best_epoch: int
+    test: dict[str, float]
+    extra_tests: dict[str, dict[str, float]] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    epochs_run: int = 0
+    train_seconds: float = 0.0
+    device: str = ""
+    best_state: dict[str, torch.Tensor] | None = None
+
+
+# ----- training samples ----------------------------------------------------------------------
+def training_samples(config: RunConfig, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs (S, maxlen), targets (S, maxlen), users (S,)) for the config's layout.
+
+    ``all_positions``: one row per user: the last maxlen+1 training items give the input
+    (all but the last) and the next item at every position. ``rolled``: Chapter 1's samples;
+    the target sits in the last column only. Target 0 = no loss at that position.
+    """
+    train = dataset.train_sequences
+    if config.layout == "rolled":
+        inputs, targets, users = rolled_samples(train, config.maxlen, config.rolled_window)
+        target_matrix = np.zeros_like(inputs)
+        target_matrix[:, -1] = targets
+        return inputs, target_matrix, users
+    users = np.array([u for u, s in enumerate(train) if len(s) >= 2], dtype=np.int64)
+    inputs = left_pad([train[u][:-1] for u in users], config.maxlen)
+    targets = left_pad([train[u][1:] for u in users], config.maxlen)
+    return inputs, targets, users
+
+
+def length_sorted_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Shuffle, sort by length inside blocks of BLOCK_BATCHES batches, cut, shuffle batches."""
+    order = rng.permutation(len(lengths))
+    block = batch_size * BLOCK_BATCHES
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), block):
+        part = order[start : start + block]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+class NegativeSampler:
+    """Uniform negatives over 1..V that avoid each user's training items (on the device)."""
+
+    def __init__(self, dataset: Dataset, device: torch.device, rounds: int = 4) -> None:
+        V = dataset.num_items
+        keys = np.unique(
+            np.concatenate(
+                [u * (V + 1) + np.asarray(s) for u, s in enumerate(dataset.train_sequences)]
+            )
+        )
+        self.keys = torch.from_numpy(keys).to(device)
+        self.V = V
+        self.rounds = rounds
+
+    def _seen(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        q = users * (self.V + 1) + items
+        pos = torch.searchsorted(self.keys, q).clamp(max=len(self.keys) - 1)
+        return self.keys[pos] == q
+
+    def sample(self, users: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        """users (N,) -> (N, k) negatives."""
+        shape = (users.shape[0], k)
+        u = users[:, None].expand(shape)
+        neg = torch.randint(1, self.V + 1, shape, device=users.device, generator=generator)
+        for _ in range(self.rounds):
+            bad = self._seen(u, neg)
+            fresh = torch.randint(1, self.V + 1, shape, device=users.device, generator=generator)
+            neg = torch.where(bad, fresh, neg)
+        return neg
+
+
+# ----- evaluation ------------------------------------------------------------------------------
+class Evaluator:
+    """Full-ranking evaluation of one split, batched by input length, seen items removed."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        split: str,
+        maxlen: int,
+        remove_seen: bool,
+        device: torch.device,
+        inputs: list[np.ndarray] | None = None,
+    ) -> None:
+        inputs = dataset.inputs(split) if inputs is None else inputs
+        self.device = device
+        self.num_users = dataset.num_users
+        self.targets = torch.from_numpy(dataset.targets(split)).to(device)
+        self.users = torch.arange(dataset.num_users, device=device)
+        padded = left_pad(inputs, maxlen)
+        lengths = (padded > 0).sum(1)
+        self.order = np.argsort(lengths, kind="stable")
+        self.X = torch.from_numpy(padded).to(device)
+        seen = dataset.inputs(split)  # what the user has interacted with before the target
+        self.batches: list[tuple[torch.Tensor, int, torch.Tensor | None]] = []
+        step = EVAL_BATCH.get(device.type, 1024)
+        for start in range(0, len(self.order), step):
+            idx = self.order[start : start + step]
+            T = max(int(lengths[idx].max()), 1)
+            excl = None
+            if remove_seen:
+                rows = np.concatenate([np.full(len(seen[u]), r) for r, u in enumerate(idx)])
+                cols = np.concatenate([seen[u] for u in idx])
+                excl = torch.from_numpy(np.vstack([rows, cols])).to(device)
+            self.batches.append((torch.from_numpy(idx).to(device), T, excl))
+
+    @torch.no_grad()
+    def ranks(self, model: torch.nn.Module) -> torch.Tensor:
+        """(num_users,) 1-based rank of each user's target."""
+        model.eval()
+        table = model.items.table()  # (V+1, d)
+        out = torch.empty(self.num_users, dtype=torch.long, device=self.device)
+        for idx, T, excl in self.batches:
+            if isinstance(model, MFBPR):
+                h = model.user_vectors(self.users[idx])  # (B, d)
+            else:
+                h = model.hidden(self.X[idx, -T:], table)[:, -1]  # (B, d)
+            scores = h.float() @ table.T  # (B, V+1)
+            rows = torch.arange(len(idx), device=self.device)
+            t = self.targets[idx]
+            target_score = scores[rows, t]
+            scores[:, 0] = float("-inf")
+            if excl is not None:
+                scores[excl[0], excl[1]] = float("-inf")
+            scores[rows, t] = target_score
+            out[idx] = torch.count_nonzero(scores >= target_score[:, None], dim=1)
+        return out
+
+
+@torch.no_grad()
+def last_position_attention(model: SASRec, X: torch.Tensor, batch: int = 1024) -> np.ndarray:
+    """(num_blocks, maxlen) mean attention weight that the last position puts on the key
+    ``offset`` steps back (offset 0 = itself), averaged over heads and users; offsets beyond
+    a user's length get weight 0."""
+    model.eval()
+    L, maxlen = len(model.blocks), X.shape[1]
+    total = torch.zeros(L, maxlen, dtype=torch.float64, device=X.device)
+    for start in range(0, X.shape[0], batch):
+        xb = X[start : start + batch]
+        _, attention = model.hidden(xb, return_attention=True)
+        for layer, w in enumerate(attention):  # w: (B, h, T, T)
+            last = w[:, :, -1, :].mean(1)  # (B, T) over keys
+            total[layer] += last.flip(-1).sum(0).double()  # offset 0 first
+    return (total / X.shape[0]).cpu().numpy()
+
+
+# ----- the loop ----------------------------------------------------------------------------------
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    config: RunConfig,
+    dataset: Dataset,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    checkpoint_dir: Path | None = None,
+) -> TrainOutcome:
+    """Train ``config`` on ``dataset``; validate every ``eval_every`` epochs; test the best."""
+    dev = pick_device(config.device if device is None else str(device))
+    torch.manual_seed(config.seed)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    remove_seen = (not dataset.has_repeats) if config.remove_seen is None else config.remove_seen
+    model = build_model(config, dataset).to(dev)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
+    )
+    is_mf = config.model == "mf_bpr"
+    maxlen = 1 if is_mf else config.maxlen
+
+    # training data on the device
+    if is_mf:
+        pair_users = np.concatenate(
+            [np.full(len(s), u) for u, s in enumerate(dataset.train_sequences)]
+        )
+        pair_items = np.concatenate(dataset.train_sequences)
+        lengths = np.ones(len(pair_users), dtype=np.int64)
+        U = torch.from_numpy(pair_users).to(dev)
+        Y = torch.from_numpy(pair_items).to(dev)[:, None]  # (S, 1)
+    else:
+        inputs, targets, sample_users = training_samples(config, dataset)
+        lengths = (inputs > 0).sum(1)
+        X = torch.from_numpy(inputs).to(dev)  # (S, maxlen)
+        Y = torch.from_numpy(targets).to(dev)  # (S, maxlen)
+        U = torch.from_numpy(sample_users).to(dev)  # (S,)
+    sampler = NegativeSampler(dataset, dev) if config.loss in ("bce", "bpr") else None
+    valid = Evaluator(dataset, "valid", maxlen, remove_seen, dev)
+    compute_dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
+
+    # resume
+    state_path = checkpoint_dir / f"{config.run_id}.resume.pt" if checkpoint_dir else None
+    start_epoch, curve, best = 1, [], {"ndcg": -1.0, "epoch": 0, "state": None}
+    train_seconds = 0.0
+    if state_path is not None and state_path.exists():
+        saved = torch.load(state_path, map_location=dev, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        start_epoch, curve, best = saved["epoch"] + 1, saved["curve"], saved["best"]
+        rng.bit_generator.state = saved["numpy_rng"]
+        gen.set_state(saved["torch_gen"].to(gen.get_state().device))
+        torch.set_rng_state(saved["torch_rng"])
+        train_seconds = saved["train_seconds"]
+
+    bar = tqdm(
+        range(start_epoch, config.epochs + 1),
+        desc=f"{config.model} {dataset.name}",
+        disable=not progress,
+        initial=start_epoch - 1,
+        total=config.epochs,
+        leave=False,
+    )
+    postfix: dict[str, str] = {}
+    for epoch in bar:
+        tick = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=dev)
+        batches = length_sorted_batches(lengths, config.batch_size, rng)
+        for idx_np in batches:
+            idx = torch.from_numpy(idx_np).to(dev, non_blocking=True)
+            T = max(int(lengths[idx_np].max()), 1)
+            with _autocast(dev, config.precision):
+                table = model.items.table()
+                if is_mf:
+                    h = model.user_vectors(U[idx])  # (B, d)
+                    y = Y[idx, 0]
+                    users = U[idx]
+                else:
+                    hidden = model.hidden(X[idx, -T:], table)  # (B, T, d)
+                    y_full = Y[idx, -T:]  # (B, T)
+                    where = y_full > 0
+                    h = hidden[where]  # (N, d) positions that carry a loss
+                    y = y_full[where]
+                    users = U[idx][:, None].expand(-1, T)[where]
+            h = h.float()
+            table = table.float()
+            if config.loss == "ce":
+                loss = chunked_cross_entropy(h, table, y, compute_dtype=compute_dtype)
+            else:
+                negatives = sampler.sample(users, config.num_negatives, gen)
+                fn = sampled_bce if config.loss == "bce" else bpr
+                loss = fn(h, table, y, negatives)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach()
+        train_seconds += time.perf_counter() - tick
+        postfix["loss"] = f"{float(loss_sum) / max(len(batches), 1):.4f}"
+        if epoch % config.eval_every == 0 or epoch == config.epochs:
+            metrics = summarize_ranks(valid.ranks(model).cpu())
+            curve.append({"epoch": epoch, "metrics": metrics})
+            postfix["valid NDCG@10"] = f"{metrics['NDCG@10']:.4f}"
+            if metrics["NDCG@10"] > best["ndcg"]:
+                best = {
+                    "ndcg": metrics["NDCG@10"],
+                    "epoch": epoch,
+                    "state": copy.deepcopy(model.state_dict()),
+                }
+            if state_path is not None:
+                _atomic_torch_save(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "epoch": epoch,
+                        "curve": curve,
+                        "best": best,
+                        "numpy_rng": rng.bit_generator.state,
+                        "torch_gen": gen.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "train_seconds": train_seconds,
+                    },
+                    state_path,
+                )
+        bar.set_postfix(postfix)
+    bar.close()
+
+    model.load_state_dict(best["state"])
+    outcome = evaluate_best(model, config, dataset, dev, remove_seen)
+    outcome.valid_curve = curve
+    outcome.best_epoch = best["epoch"]
+    outcome.epochs_run = config.epochs
+    outcome.train_seconds = train_seconds
+    outcome.best_state = best["state"]
+    return outcome
+
+
+RANK_CAP = 255
+
+
+def stored_ranks(ranks: torch.Tensor) -> np.ndarray:
+    """Per-user ranks as stored: uint8, ranks above 254 saved as 255. Exact for every
+    metric @k with k <= 254 (the summary metrics, MRR included, are computed before)."""
+    return ranks.clamp(max=RANK_CAP).numpy().astype(np.uint8)
+
+
+def evaluate_best(
+    model: torch.nn.Module,
+    config: RunConfig,
+    dataset: Dataset,
+    dev: torch.device,
+    remove_seen: bool,
+) -> TrainOutcome:
+    """Test metrics of the selected model, with the extra evaluations and per-user/item arrays."""
+    is_mf = config.model == "mf_bpr"
+    maxlen = 1 if is_mf else config.maxlen
+    test_ranks = Evaluator(dataset, "test", maxlen, remove_seen, dev).ranks(model).cpu()
+    outcome = TrainOutcome(
+        valid_curve=[],
+        best_epoch=0,
+        test=summarize_ranks(test_ranks),
+        device=device_name(dev),
+    )
+    outcome.arrays["test_ranks"] = stored_ranks(test_ranks)
+    if not is_mf:
+        test_inputs = dataset.inputs("test")
+        for protocol in ("window", "history"):
+            shuffled = shuffled_inputs(test_inputs, maxlen, protocol, seed=config.seed)
+            ranks = Evaluator(dataset, "test", maxlen, remove_seen, dev, inputs=shuffled)
+            r = ranks.ranks(model).cpu()
+            outcome.extra_tests[f"test_shuffled_{protocol}"] = summarize_ranks(r)
+            outcome.arrays[f"test_shuffled_{protocol}_ranks"] = stored_ranks(r)
+    if isinstance(model, SASRec) and len(model.blocks) > 0:
+        X = torch.from_numpy(left_pad(dataset.inputs("test"), maxlen)).to(dev)
+        att = last_position_attention(model, X)
+        outcome.extras["attention_by_offset"] = att.round(6).tolist()
+        outcome.extras["attention_on_last"] = [float(a) for a in att[:, 0]]
+    with torch.no_grad():
+        norms = model.items.table().norm(dim=1).float().cpu().numpy()
+    outcome.arrays["item_norms"] = norms.astype(np.float16)
+    outcome.arrays["item_frequency"] = dataset.item_frequency.astype(np.int32)
+    outcome.extras["remove_seen"] = bool(remove_seen)
+    return outcome
