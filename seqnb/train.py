@@ -219,6 +219,85 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+@dataclass
+class Trainee:
+    """A model with its optimizer, its training tensors on the device, and its RNGs."""
+
+    config: RunConfig
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    X: torch.Tensor | None  # (S, maxlen) inputs; None for MF
+    Y: torch.Tensor  # (S, maxlen) next-item targets, 0 = no loss (MF: (S, 1) items)
+    U: torch.Tensor  # (S,) user of each sample
+    lengths: np.ndarray  # (S,) real length of each sample (host side: batch shapes)
+    sampler: NegativeSampler | None
+    rng: np.random.Generator
+    gen: torch.Generator
+    device: torch.device
+
+
+def prepare(config: RunConfig, dataset: Dataset, dev: torch.device) -> Trainee:
+    """Seed, build the model and optimizer, and move the training samples to the device."""
+    torch.manual_seed(config.seed)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(config.seed)
+    model = build_model(config, dataset).to(dev)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
+    )
+    X = None
+    if config.model == "mf_bpr":
+        users = np.concatenate([np.full(len(s), u) for u, s in enumerate(dataset.train_sequences)])
+        lengths = np.ones(len(users), dtype=np.int64)
+        Y = torch.from_numpy(np.concatenate(dataset.train_sequences)).to(dev)[:, None]
+        U = torch.from_numpy(users).to(dev)
+    else:
+        inputs, targets, users = training_samples(config, dataset)
+        lengths = (inputs > 0).sum(1)
+        X = torch.from_numpy(inputs).to(dev)
+        Y = torch.from_numpy(targets).to(dev)
+        U = torch.from_numpy(users).to(dev)
+    sampler = NegativeSampler(dataset, dev) if config.loss in ("bce", "bpr") else None
+    return Trainee(config, model, optimizer, X, Y, U, lengths, sampler,
+                   np.random.default_rng(config.seed), gen, dev)
+
+
+def train_epoch(t: Trainee) -> float:
+    """One pass over the training samples in trimmed, length-grouped batches; mean loss."""
+    config, model, dev = t.config, t.model, t.device
+    compute_dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
+    model.train()
+    loss_sum = torch.zeros((), device=dev)
+    batches = length_sorted_batches(t.lengths, config.batch_size, t.rng)
+    for idx_np in batches:
+        idx = torch.from_numpy(idx_np).to(dev, non_blocking=True)
+        T = max(int(t.lengths[idx_np].max()), 1)
+        with _autocast(dev, config.precision):
+            table = model.items.table()  # (V+1, d)
+            if t.X is None:  # MF: one (user, item) pair per sample
+                users = t.U[idx]
+                h = model.user_vectors(users)  # (B, d)
+                y = t.Y[idx, 0]
+            else:
+                hidden = model.hidden(t.X[idx, -T:], table)  # (B, T, d)
+                y_full = t.Y[idx, -T:]  # (B, T)
+                where = y_full > 0
+                h = hidden[where]  # (N, d) the positions that carry a loss
+                y = y_full[where]
+                users = t.U[idx][:, None].expand(-1, T)[where]
+        h, table = h.float(), table.float()
+        if config.loss == "ce":
+            loss = chunked_cross_entropy(h, table, y, compute_dtype=compute_dtype)
+        else:
+            negatives = t.sampler.sample(users, config.num_negatives, t.gen)
+            loss = (sampled_bce if config.loss == "bce" else bpr)(h, table, y, negatives)
+        t.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t.optimizer.step()
+        loss_sum += loss.detach()
+    return float(loss_sum) / max(len(batches), 1)
+
+
 def train(
     config: RunConfig,
     dataset: Dataset,
@@ -228,48 +307,23 @@ def train(
 ) -> TrainOutcome:
     """Train ``config`` on ``dataset``; validate every ``eval_every`` epochs; test the best."""
     dev = pick_device(config.device if device is None else str(device))
-    torch.manual_seed(config.seed)
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     remove_seen = (not dataset.has_repeats) if config.remove_seen is None else config.remove_seen
-    model = build_model(config, dataset).to(dev)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
-    )
-    is_mf = config.model == "mf_bpr"
-    maxlen = 1 if is_mf else config.maxlen
-
-    # training data on the device
-    if is_mf:
-        pair_users = np.concatenate(
-            [np.full(len(s), u) for u, s in enumerate(dataset.train_sequences)]
-        )
-        pair_items = np.concatenate(dataset.train_sequences)
-        lengths = np.ones(len(pair_users), dtype=np.int64)
-        U = torch.from_numpy(pair_users).to(dev)
-        Y = torch.from_numpy(pair_items).to(dev)[:, None]  # (S, 1)
-    else:
-        inputs, targets, sample_users = training_samples(config, dataset)
-        lengths = (inputs > 0).sum(1)
-        X = torch.from_numpy(inputs).to(dev)  # (S, maxlen)
-        Y = torch.from_numpy(targets).to(dev)  # (S, maxlen)
-        U = torch.from_numpy(sample_users).to(dev)  # (S,)
-    sampler = NegativeSampler(dataset, dev) if config.loss in ("bce", "bpr") else None
+    t = prepare(config, dataset, dev)
+    model = t.model
+    maxlen = 1 if config.model == "mf_bpr" else config.maxlen
     valid = Evaluator(dataset, "valid", maxlen, remove_seen, dev)
-    compute_dtype = torch.bfloat16 if config.precision == "bf16" else torch.float32
 
-    # resume
+    # resume from the last validation checkpoint, if any
     state_path = checkpoint_dir / f"{config.run_id}.resume.pt" if checkpoint_dir else None
     start_epoch, curve, best = 1, [], {"ndcg": -1.0, "epoch": 0, "state": None}
     train_seconds = 0.0
     if state_path is not None and state_path.exists():
         saved = torch.load(state_path, map_location=dev, weights_only=False)
         model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        t.optimizer.load_state_dict(saved["optimizer"])
         start_epoch, curve, best = saved["epoch"] + 1, saved["curve"], saved["best"]
-        rng.bit_generator.state = saved["numpy_rng"]
-        gen.set_state(saved["torch_gen"].to(gen.get_state().device))
+        t.rng.bit_generator.state = saved["numpy_rng"]
+        t.gen.set_state(saved["torch_gen"])
         torch.set_rng_state(saved["torch_rng"])
         train_seconds = saved["train_seconds"]
 
@@ -284,39 +338,8 @@ def train(
     postfix: dict[str, str] = {}
     for epoch in bar:
         tick = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=dev)
-        batches = length_sorted_batches(lengths, config.batch_size, rng)
-        for idx_np in batches:
-            idx = torch.from_numpy(idx_np).to(dev, non_blocking=True)
-            T = max(int(lengths[idx_np].max()), 1)
-            with _autocast(dev, config.precision):
-                table = model.items.table()
-                if is_mf:
-                    h = model.user_vectors(U[idx])  # (B, d)
-                    y = Y[idx, 0]
-                    users = U[idx]
-                else:
-                    hidden = model.hidden(X[idx, -T:], table)  # (B, T, d)
-                    y_full = Y[idx, -T:]  # (B, T)
-                    where = y_full > 0
-                    h = hidden[where]  # (N, d) positions that carry a loss
-                    y = y_full[where]
-                    users = U[idx][:, None].expand(-1, T)[where]
-            h = h.float()
-            table = table.float()
-            if config.loss == "ce":
-                loss = chunked_cross_entropy(h, table, y, compute_dtype=compute_dtype)
-            else:
-                negatives = sampler.sample(users, config.num_negatives, gen)
-                fn = sampled_bce if config.loss == "bce" else bpr
-                loss = fn(h, table, y, negatives)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
+        postfix["loss"] = f"{train_epoch(t):.4f}"
         train_seconds += time.perf_counter() - tick
-        postfix["loss"] = f"{float(loss_sum) / max(len(batches), 1):.4f}"
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             metrics = summarize_ranks(valid.ranks(model).cpu())
             curve.append({"epoch": epoch, "metrics": metrics})
@@ -331,12 +354,12 @@ def train(
                 _atomic_torch_save(
                     {
                         "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
+                        "optimizer": t.optimizer.state_dict(),
                         "epoch": epoch,
                         "curve": curve,
                         "best": best,
-                        "numpy_rng": rng.bit_generator.state,
-                        "torch_gen": gen.get_state(),
+                        "numpy_rng": t.rng.bit_generator.state,
+                        "torch_gen": t.gen.get_state(),
                         "torch_rng": torch.get_rng_state(),
                         "train_seconds": train_seconds,
                     },
