@@ -1,0 +1,151 @@
+"""Training and evaluation speed of seqnb's SASRec, with the arithmetic it cannot avoid.
+
+    python benchmarks/speed.py                       # Beauty, CPU (and CUDA when present)
+    python benchmarks/speed.py --device cpu --epochs 2 --json out.json
+
+For each configuration it times, side by side in the same process:
+  * one training epoch (Note A: CE over all items at every position, maxlen 50, batch 512;
+    Note B: BCE with one negative, batch 256), in fp32 and in bf16;
+  * the epoch's unavoidable arithmetic: the logits matmuls ``positions x items x dim``
+    (forward, and the two backward products), timed as bare matmuls of the same shapes;
+  * a plain ``F.cross_entropy`` on the same logits, for scale;
+  * full-ranking evaluation of every user (seen items removed);
+and reports peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from seqnb.config import note_a, note_b
+from seqnb.data import load_dataset
+from seqnb.train import Evaluator, device_name, prepare, train_epoch
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _best_of(fn, repeats: int, dev: torch.device) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(dev)
+        tick = time.perf_counter()
+        fn()
+        _sync(dev)
+        best = min(best, time.perf_counter() - tick)
+    return best
+
+
+def bare_logits_matmuls(positions: int, items: int, dim: int, dtype: torch.dtype,
+                        dev: torch.device, chunk: int = 4096) -> float:
+    """Seconds for Z = H E^T, dH = G E, dE = G^T H over all positions (no softmax)."""
+    H = torch.randn(positions, dim, device=dev).to(dtype)
+    E = torch.randn(items, dim, device=dev).to(dtype)
+    E_T = E.T.contiguous()
+
+    def run() -> None:
+        dE = torch.zeros(items, dim, device=dev, dtype=dtype)
+        for s in range(0, positions, chunk):
+            h = H[s : s + chunk]
+            z = h @ E_T  # forward logits
+            _ = z @ E  # gradient w.r.t. hidden
+            dE += z.T @ h  # gradient w.r.t. item table
+
+    run()  # warm-up
+    return _best_of(run, 2, dev)
+
+
+def plain_cross_entropy(positions: int, items: int, dim: int, dtype: torch.dtype,
+                        dev: torch.device, chunk: int = 16384) -> float:
+    """Seconds for the same matmuls followed by a plain F.cross_entropy, batch by batch."""
+    H = torch.randn(positions, dim, device=dev, requires_grad=True)
+    E = torch.randn(items, dim, device=dev, requires_grad=True)
+    y = torch.randint(0, items, (positions,), device=dev)
+
+    def run() -> None:
+        for s in range(0, positions, chunk):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+                z = H[s : s + chunk] @ E.T
+            F.cross_entropy(z.float(), y[s : s + chunk]).backward()
+
+    return _best_of(run, 1, dev)
+
+
+def peak_memory_mb(dev: torch.device) -> float:
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench(dataset_name: str, dev: torch.device, epochs: int) -> list[dict[str, Any]]:
+    ds = load_dataset(dataset_name)
+    rows = []
+    for label, make in (("Note A (CE, batch 512)", note_a), ("Note B (BCE, batch 256)", note_b)):
+        for precision in ("fp32", "bf16"):
+            config = make(dataset_name, precision=precision, device=str(dev))
+            trainee = prepare(config, ds, dev)
+            train_epoch(trainee)  # warm-up (allocations, first-touch)
+            seconds = _best_of(lambda t=trainee: train_epoch(t), epochs, dev)
+            positions = int((trainee.Y > 0).sum())
+            row: dict[str, Any] = {
+                "config": label,
+                "precision": precision,
+                "epoch_s": round(seconds, 2),
+                "positions": positions,
+            }
+            if config.loss == "ce":
+                dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+                bare = bare_logits_matmuls(positions, ds.num_items + 1, config.embedding_dim,
+                                           dtype, dev)
+                row["bare_logits_matmuls_s"] = round(bare, 2)
+                row["epoch_over_bare"] = round(seconds / bare, 2)
+                row["plain_F.cross_entropy_s"] = round(
+                    plain_cross_entropy(positions, ds.num_items + 1, config.embedding_dim,
+                                        dtype, dev), 2)
+            rows.append(row)
+    config = note_a(dataset_name, device=str(dev))
+    trainee = prepare(config, ds, dev)
+    evaluator = Evaluator(ds, "test", config.maxlen, remove_seen=True, device=dev)
+    evaluator.ranks(trainee.model)  # warm-up
+    rows.append({
+        "config": f"full-ranking evaluation, {ds.num_users} users x {ds.num_items} items",
+        "precision": "fp32",
+        "eval_s": round(_best_of(lambda: evaluator.ranks(trainee.model), 3, dev), 3),
+    })
+    for row in rows:
+        row["peak_memory_mb"] = round(peak_memory_mb(dev))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="Amazon2014Beauty_550_LOU")
+    parser.add_argument("--device", default=None, help="cpu, cuda (default: both if present)")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs (best of)")
+    parser.add_argument("--json", default=None, help="write the table as JSON here")
+    args = parser.parse_args()
+    devices = [args.device] if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    report = {"machine": platform.platform(), "torch": torch.__version__, "runs": []}
+    for name in devices:
+        dev = torch.device(name)
+        for row in bench(args.dataset, dev, args.epochs):
+            row["device"] = device_name(dev)
+            report["runs"].append(row)
+            print(json.dumps(row))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
