@@ -90,7 +90,10 @@ class NeighbourAveragedTable(ItemTable):
         self.register_buffer(
             "A_band",
             torch.sparse_coo_tensor(
-                np.vstack([A.row, A.col]), A.data.astype(np.float32), A.shape
+                np.vstack([A.row, A.col]),
+                A.data.astype(np.float32),
+                A.shape,
+                check_invariants=True,
             ).coalesce(),
         )
 
