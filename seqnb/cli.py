@@ -3,6 +3,7 @@
     python -m seqnb datasets
     python -m seqnb run --dataset Amazon2014Beauty_550_LOU --num-blocks 1 --epochs 100
     python -m seqnb run --config my_run.yaml
+    python -m seqnb run --dataset csv:/data/mine.csv --epochs 20     # your own user,item,timestamp
     python -m seqnb grid --chapter zero_block --profile full --datasets Amazon2014Beauty_550_LOU
     python -m seqnb results --chapter shuffle
     python -m seqnb reproduce --profile full
@@ -46,9 +47,19 @@ def _parse_value(name: str, text: str, default: Any) -> Any:
         raise SystemExit(f"error: --{name.replace('_', '-')} {text!r} is not a valid value") from None
 
 
+_HELP = {
+    "dataset": "a registered name (see `python -m seqnb datasets`) or csv:PATH, a "
+    "user,item,timestamp file (users with >= 3 interactions kept, no item filter)",
+    "device": "auto (CUDA if available), cpu, cuda or cuda:N; a label, not part of the run id",
+    "chapter": "label only, not part of the run id",
+}
+
+
 def _config_flags(parser: argparse.ArgumentParser) -> None:
     for f in fields(RunConfig):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None)
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}", dest=f.name, default=None, help=_HELP.get(f.name)
+        )
 
 
 def _config_from_args(args: argparse.Namespace, file_values: dict[str, Any]) -> RunConfig:
@@ -67,13 +78,38 @@ def _config_from_args(args: argparse.Namespace, file_values: dict[str, Any]) -> 
 
 
 def _check_datasets(names: Sequence[str]) -> None:
+    """Registered names, or ``csv:PATH`` of an existing file."""
     from seqnb.data import list_datasets
+    from seqnb.results import csv_path
 
     known = {spec.name for spec in list_datasets()}
-    unknown = [n for n in names if n not in known]
+    for name in names:
+        path = csv_path(name)
+        if path is not None and not path.is_file():
+            raise SystemExit(f"error: data set {name!r}: no such file {path}")
+    unknown = [n for n in names if n not in known and csv_path(n) is None]
     if unknown:
         raise SystemExit(
-            f"error: unknown data set(s) {unknown}; known data sets: {sorted(known)}"
+            f"error: unknown data set(s) {unknown}; known data sets: {sorted(known)}, "
+            "or csv:PATH for a user,item,timestamp file"
+        )
+
+
+def _check_device(device: str | None) -> None:
+    """``auto``, ``cpu``, ``cuda[:N]``, ``mps``...; CUDA only where it is available."""
+    if device is None or device == "auto":
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise SystemExit(
+            f"error: invalid --device {device!r}: expected auto, cpu, cuda or cuda:N"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(
+            f"error: --device {device!r}: CUDA is not available here; use cpu or auto"
         )
 
 
@@ -85,7 +121,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from seqnb.results import ResultStore, get_or_run
+    from seqnb.results import ResultStore, get_or_run, run
 
     file_values: dict[str, Any] = {}
     if args.config:
@@ -97,13 +133,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise SystemExit(f"error: {args.config} must hold a mapping of configuration keys")
     config = _config_from_args(args, file_values)
     _check_datasets([config.dataset])
+    _check_device(config.device)
     store = ResultStore(args.results)
     if store.has(config) and not args.force:
         print(f"already stored: {store.json_path(config.run_id)}")
         return 0
-    if args.force:
-        store.json_path(config.run_id).unlink(missing_ok=True)
-    result = get_or_run(config, train=True, root=args.results)
+    if args.force:  # overwrite atomically: a killed rerun leaves the old result in place
+        result = run(config, store=store)
+    else:
+        result = get_or_run(config, train=True, root=args.results)
     print(f"stored {store.json_path(config.run_id)}")
     print(" ".join(f"{k}={v:.4f}" for k, v in result["test"].items() if "@" in k))
     return 0
@@ -118,6 +156,7 @@ def _grid_configs(args: argparse.Namespace) -> list[RunConfig]:
         raise SystemExit(f"error: unknown chapter(s) {bad}; chapters: {list(CHAPTERS)}")
     if args.datasets:
         _check_datasets(args.datasets)
+    _check_device(args.device)
     overrides: dict[str, Any] = {}
     if args.epochs is not None:
         overrides["epochs"] = int(args.epochs)
@@ -157,16 +196,22 @@ def cmd_grid(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from seqnb.experiments import CHAPTERS
     from seqnb.results import ResultStore, results_frame
 
+    if args.chapter is not None and args.chapter not in CHAPTERS:
+        raise SystemExit(f"error: unknown chapter {args.chapter!r}; chapters: {list(CHAPTERS)}")
     frame = results_frame(ResultStore(args.results).all())
     if frame.empty:
         print("no stored results")
         return 0
     if args.chapter:
-        frame = frame[frame["chapter"] == args.chapter]
+        frame = frame[_shown_by(args.chapter, frame)]
     if args.dataset:
         frame = frame[frame["dataset"] == args.dataset]
+    if frame.empty:
+        print("no stored results match the filters")
+        return 0
     columns = ["run_id", "chapter", "model", "num_blocks", "maxlen", "seed", "HR@10", "NDCG@10",
                "best_epoch", "device_name", "wall_seconds"]
     with pd.option_context("display.width", 200, "display.max_rows", 500):
@@ -174,15 +219,36 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shown_by(chapter: str, frame: Any) -> Any:
+    """Rows a chapter shows: trained under its label, or in its grid (a run that two
+    chapters share is stored once, with the label of the chapter that trained it)."""
+    from seqnb.experiments import TRAINING_CHAPTERS, chapter_configs
+
+    wanted: set[str] = set()
+    keys = ["dataset", "seed", "epochs"]
+    if chapter in TRAINING_CHAPTERS and set(keys) <= set(frame):
+        # the chapter's grid for each stored (data set, seed, epochs): `grid --epochs N` runs too
+        combos = frame[keys].dropna().drop_duplicates().itertuples(index=False)
+        for dataset, seed, epochs in combos:
+            for profile in ("full", "smoke"):
+                grid = chapter_configs(chapter, profile, [dataset], [int(seed)], epochs=int(epochs))
+                wanted |= {c.run_id for c in grid}
+    labelled = frame["chapter"] == chapter if "chapter" in frame else False
+    return frame["run_id"].isin(wanted) | labelled
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m seqnb", description=__doc__.split("\n")[0])
+    # allow_abbrev=False: only exact flag names (they are also the papermill parameters)
+    parser = argparse.ArgumentParser(
+        prog="python -m seqnb", description=__doc__.split("\n")[0], allow_abbrev=False
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("datasets", help="list the registered data sets")
+    p = sub.add_parser("datasets", help="list the registered data sets", allow_abbrev=False)
     p.add_argument("--data-root", default=None)
     p.set_defaults(func=cmd_datasets)
 
-    p = sub.add_parser("run", help="train and store one configuration")
+    p = sub.add_parser("run", help="train and store one configuration", allow_abbrev=False)
     p.add_argument("--config", help="YAML file with configuration keys (flags override it)")
     p.add_argument("--results", default=None, help="result store root (default: results/)")
     p.add_argument("--force", action="store_true", help="retrain even if stored")
@@ -193,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("grid", "run chapters' grids, skipping stored runs"),
         ("reproduce", "run every chapter's grid (the whole book)"),
     ):
-        p = sub.add_parser(name, help=helptext)
+        p = sub.add_parser(name, help=helptext, allow_abbrev=False)
         p.add_argument("--chapters", "--chapter", nargs="+", default=None)
         p.add_argument("--profile", default="full", choices=["smoke", "full"])
         p.add_argument("--datasets", "--dataset", nargs="+", default=None)
@@ -205,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
         p.set_defaults(func=cmd_grid)
 
-    p = sub.add_parser("results", help="list stored results")
+    p = sub.add_parser("results", help="list stored results", allow_abbrev=False)
     p.add_argument("--chapter", default=None)
     p.add_argument("--dataset", default=None)
     p.add_argument("--results", default=None)

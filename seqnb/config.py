@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -17,6 +18,7 @@ LOSSES = ("ce", "bce", "bpr")
 LAYOUTS = ("all_positions", "rolled")
 PRECISIONS = ("fp32", "bf16")
 LABEL_KEYS = ("chapter", "device")
+FLOAT_KEYS = ("dropout", "lr", "weight_decay")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,15 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.smooth_band is not None and not isinstance(self.smooth_band, tuple):
             object.__setattr__(self, "smooth_band", tuple(self.smooth_band))
+        # One canonical type per number, so that lr=1 and lr=1.0 (or YAML's `lr: 5e-4`,
+        # which PyYAML reads as a string) give the same run id.
+        for key in FLOAT_KEYS:
+            value = getattr(self, key)
+            if isinstance(value, (int, str)) and not isinstance(value, bool):
+                try:
+                    object.__setattr__(self, key, float(value))
+                except ValueError:
+                    _fail(key, value, "a number")
         validate(self)
 
     # ----- identity ----------------------------------------------------------------------
@@ -70,10 +81,16 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        """Stable id: readable prefix + hash of the canonical configuration."""
+        """Stable id: readable prefix + hash of the canonical configuration.
+
+        The prefix is the data set and model name with every character other than
+        ``[A-Za-z0-9_.-]`` replaced by ``_`` (e.g. ``csv:/data/mine.csv``), so the id is
+        always a safe file name; the hash covers the full, unaltered configuration.
+        """
         blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
-        return f"{self.dataset}-{self.model}-{digest}"
+        prefix = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.dataset)[-60:].strip("._-") or "data"
+        return f"{prefix}-{self.model}-{digest}"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -29,17 +29,22 @@ def run_grid(
     ``backend='local'`` runs them one after another with an overall progress bar;
     ``backend='ray'`` hands the same list to Ray (``ray.init()`` connects to a running
     cluster via ``RAY_ADDRESS``, or starts a local one). A failed run is reported and the
-    grid goes on; the summary counts trained, skipped and failed runs.
+    grid goes on; the summary counts trained, skipped and failed runs. Configurations with
+    the same run id (chapters that share a run) are trained once.
     """
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
     store = ResultStore(root)
-    todo = [c for c in configs if not store.has(c)]
+    unique: dict[str, RunConfig] = {}
+    for c in configs:
+        unique.setdefault(c.run_id, c)  # the first configuration of each run id
+    todo = [c for c in unique.values() if not store.has(c)]
     summary: dict[str, Any] = {
         "trained": 0, "skipped": len(configs) - len(todo), "failed": 0, "errors": {}
     }
     if backend == "ray":
-        return _run_ray(todo, str(store.root), summary)
-    if backend != "local":
-        raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+        # an absolute root: Ray workers need not share the driver's working directory
+        return _run_ray(todo, str(store.root.resolve()), summary)
     bar = tqdm(todo, desc="grid", unit="run")
     for config in bar:
         bar.set_postfix_str(f"{config.chapter} {config.dataset} {config.model} seed={config.seed}")

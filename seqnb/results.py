@@ -7,6 +7,10 @@
 
 The run id is a hash of the configuration without its labels (``chapter``, ``device``), so a
 run needed by two chapters is trained once. Writes are atomic (temp file + rename).
+
+A configuration names its data set: a registered name (``python -m seqnb datasets``), or
+``csv:PATH`` for your own ``user,item,timestamp`` file (see :func:`load_run_dataset`), so
+that every stored run can be reproduced from the command line.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ import io
 import json
 import os
 import platform
+import shlex
 import subprocess
 import time
+import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,7 @@ from seqnb.paths import REPO_ROOT, results_root
 
 RUNS = "runs"
 CHECKPOINTS = "checkpoints"
+CSV_PREFIX = "csv:"
 
 
 class CorruptResultError(ValueError):
@@ -43,8 +51,12 @@ class MissingResultError(LookupError):
     """A result that is not stored, with the command that would produce it."""
 
 
-def command_for(config: RunConfig) -> str:
-    """The command line that trains and stores ``config``."""
+def command_for(config: RunConfig, root: str | os.PathLike[str] | None = None) -> str:
+    """The command line that trains ``config`` and stores it under ``root``.
+
+    ``--results ROOT`` is added when ``root`` is not the default store, so the command
+    stores the run where the caller looks for it. Values are shell-quoted.
+    """
     base = RunConfig(dataset=config.dataset)
     parts = ["python -m seqnb run"]
     for key, value in config.to_dict().items():
@@ -54,9 +66,59 @@ def command_for(config: RunConfig) -> str:
             continue
         if isinstance(value, (list, tuple)):
             value = ",".join(str(v) for v in value)
-        parts.append(f"--{key.replace('_', '-')} {value}")
-    parts.append(f"--dataset {config.dataset}")
+        parts.append(f"--{key.replace('_', '-')} {shlex.quote(str(value))}")
+    parts.append(f"--dataset {shlex.quote(config.dataset)}")
+    if root is not None and results_root(root).resolve() != results_root(None).resolve():
+        parts.append(f"--results {shlex.quote(str(results_root(root).resolve()))}")
     return " ".join(parts)
+
+
+def csv_path(name: str) -> Path | None:
+    """The file of a ``csv:PATH`` data set name (None for any other name)."""
+    if not name.startswith(CSV_PREFIX):
+        return None
+    return Path(name[len(CSV_PREFIX) :]).expanduser().resolve()
+
+
+def load_run_dataset(name: str) -> Dataset:
+    """The data set a configuration names: a registered one, or ``csv:PATH``.
+
+    ``csv:PATH`` reads a generic ``user,item,timestamp`` CSV (header optional; see
+    :func:`seqnb.data.loaders.read_interactions_csv`), keeps users with at least three
+    interactions (the leave-one-out split needs them) and applies no item filter; filter
+    your file beforehand, or register a :class:`~seqnb.data.DatasetSpec` with a k-core
+    recipe. The name, path included, is part of the run id: use an absolute path for ids
+    that do not depend on the working directory.
+    """
+    from seqnb.data import DatasetSpec, RawSource, load_dataset, register_dataset
+    from seqnb.data import clear_cache as _clear_cache
+    from seqnb.data import registry as _registry
+
+    path = csv_path(name)
+    if path is None:
+        return load_dataset(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"data set {name!r}: no such file {path}")
+    spec = DatasetSpec(
+        name=name,
+        description=f"user,item,timestamp CSV {path}",
+        sources=(RawSource("interactions_csv", str(path)),),
+        user_core=3,
+        item_core=0,
+        obtain=f"the file {path} given on the command line",
+    )
+    # Registered only while it loads, so that the process-wide registry (what
+    # `python -m seqnb datasets` lists) is left as it was.
+    previous = _registry._REGISTRY.get(name)
+    register_dataset(spec, replace=True)
+    try:
+        return load_dataset(name)
+    finally:
+        _clear_cache(name)
+        if previous is None:
+            _registry._REGISTRY.pop(name, None)
+        else:
+            _registry._REGISTRY[name] = previous
 
 
 def _git_commit() -> str:
@@ -78,13 +140,22 @@ def _git_commit() -> str:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` so that it holds either its old or its new content, never a part.
+
+    The bytes go to a hidden temp file in the same folder (never matched as a result),
+    which is renamed over ``path``; on any failure the temp file is removed.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class ResultStore:
@@ -120,10 +191,12 @@ class ResultStore:
         try:
             with open(path, encoding="utf-8") as f:
                 result = json.load(f)
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise CorruptResultError(
                 f"stored result {path} is corrupt ({err}); delete it and rerun the run"
             ) from err
+        if not isinstance(result, dict):
+            raise CorruptResultError(f"stored result {path} is not a JSON object")
         for key in ("config", "test", "provenance"):
             if key not in result:
                 raise CorruptResultError(f"stored result {path} lacks the key {key!r}")
@@ -136,7 +209,7 @@ class ResultStore:
         try:
             with np.load(path) as npz:
                 return {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
             raise CorruptResultError(f"stored arrays {path} are corrupt ({err})") from err
 
     def all(self) -> list[dict[str, Any]]:
@@ -151,11 +224,10 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate one configuration; store it (when ``store`` is given) and return it."""
-    from seqnb.data import load_dataset
     from seqnb.train import train
 
     if dataset is None:
-        dataset = load_dataset(config.dataset)
+        dataset = load_run_dataset(config.dataset)
     if config.max_users is not None and dataset.num_users > config.max_users:
         dataset = dataset.subsample_users(config.max_users, seed=0)
     started = _dt.datetime.now(_dt.timezone.utc)
@@ -192,9 +264,9 @@ def run(
     if store is not None:
         store.save(result, outcome.arrays)
         if outcome.best_state is not None:
-            ckpt = store.checkpoint_dir() / f"{config.run_id}.pt"
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(outcome.best_state, ckpt)
+            buf = io.BytesIO()
+            torch.save(outcome.best_state, buf)
+            _atomic_write_bytes(store.checkpoint_dir() / f"{config.run_id}.pt", buf.getvalue())
             resume = store.checkpoint_dir() / f"{config.run_id}.resume.pt"
             resume.unlink(missing_ok=True)
     result["arrays"] = outcome.arrays
@@ -215,7 +287,7 @@ def get_or_run(
     if not train:
         raise MissingResultError(
             f"no stored result for run {config.run_id} under {store.root / RUNS}.\n"
-            f"Produce it with:\n  {command_for(config)}\n"
+            f"Produce it with:\n  {command_for(config, root)}\n"
             "or rerun the chapter with train=True (or profile='full')."
         )
     result = run(config, dataset=dataset, store=store, progress=progress)
@@ -227,7 +299,7 @@ def results_frame(results: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per run: the configuration columns, test metrics, extra tests, provenance."""
     rows = []
     for r in results:
-        row: dict[str, Any] = {"run_id": r["run_id"], **r["config"]}
+        row: dict[str, Any] = {"run_id": r.get("run_id"), **r["config"]}
         if row.get("smooth_band") is not None:
             row["smooth_band"] = tuple(row["smooth_band"])
         row.update(r["test"])
@@ -235,12 +307,12 @@ def results_frame(results: Iterable[dict[str, Any]]) -> pd.DataFrame:
             if key.startswith("test_") and isinstance(value, dict):
                 row.update({f"{key}:{m}": v for m, v in value.items()})
         row["best_epoch"] = r.get("best_epoch")
-        prov = r["provenance"]
+        prov = r.get("provenance", {})
         row.update(
-            device_name=prov["device"],
-            started=prov["started"],
-            wall_seconds=prov["wall_seconds"],
-            epochs_run=prov["epochs_run"],
+            device_name=prov.get("device"),
+            started=prov.get("started"),
+            wall_seconds=prov.get("wall_seconds"),
+            epochs_run=prov.get("epochs_run"),
         )
         rows.append(row)
     return pd.DataFrame(rows)
