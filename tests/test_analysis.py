@@ -1,0 +1,327 @@
+"""seqnb.analysis (and the table helpers of seqnb.plots) against hand-worked examples and
+scipy called directly."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from seqnb import analysis, plots
+from seqnb.config import RunConfig
+
+
+# ----- aggregation --------------------------------------------------------------------------
+def test_mean_std_hand_worked():
+    frame = pd.DataFrame({
+        "dataset": ["A", "A", "A", "B"],
+        "seed": [0, 1, 2, 0],
+        "NDCG@10": [0.1, 0.2, 0.3, 0.5],
+    })
+    out = analysis.mean_std(frame, ["dataset"], ["NDCG@10", "HR@1"]).set_index("dataset")
+    assert list(out["metric"]) == ["NDCG@10", "NDCG@10"]  # absent metrics are skipped
+    assert out.loc["A", "mean"] == pytest.approx(0.2)
+    assert out.loc["A", "std"] == pytest.approx(0.1)  # sample std (ddof=1)
+    assert out.loc["A", "seeds"] == 3
+    assert out.loc["B", "mean"] == pytest.approx(0.5)
+    assert math.isnan(out.loc["B", "std"])  # one seed: no std
+    assert analysis.mean_std(frame.iloc[:0], ["dataset"]).empty
+
+
+def test_metric_table_formats_mean_pm_std():
+    frame = pd.DataFrame({"dataset": ["A", "A", "B"], "HR@1": [0.1, 0.3, 0.25]})
+    table = plots.metric_table(frame, ["dataset"], ["HR@1", "NDCG@10"]).set_index("dataset")
+    assert table.loc["A", "HR@1"] == "0.2000 ± 0.1414"
+    assert table.loc["B", "HR@1"] == "0.2500"  # a single run: no ± part
+    assert list(table["seeds"]) == [2, 1]
+    assert "NDCG@10" not in table.columns
+
+
+def test_relative_change_and_words():
+    assert analysis.relative_change(0.2, 0.15) == pytest.approx(-0.25)
+    assert math.isnan(analysis.relative_change(0.0, 0.1))
+    assert analysis.pct(-0.25) == "−25.0 %"
+    assert analysis.pct(0.031) == "+3.1 %"
+    assert analysis.pct(float("nan")) == "n/a"
+    assert analysis.format_p(0.0004) == "p < 0.001"
+    assert analysis.format_p(0.0312) == "p = 0.031"
+    assert analysis.format_p(0.5) == "p = 0.50"
+    assert analysis.verdict(-0.01, 0.001) == "negligible"
+    assert analysis.verdict(-0.2, 0.001) == "significant"
+    assert analysis.verdict(-0.2, 0.3) == "not significant"
+    assert analysis.verdict(-0.2, float("nan")) == "not significant"
+
+
+# ----- per-user values and paired tests ------------------------------------------------------
+def test_per_user_metrics_from_ranks():
+    ranks = np.array([1, 2, 11, 255], dtype=np.uint8)
+    np.testing.assert_allclose(analysis.per_user(ranks, "NDCG@10"),
+                               [1.0, 1 / math.log2(3), 0.0, 0.0])
+    np.testing.assert_array_equal(analysis.per_user(ranks, "HR@1"), [1, 0, 0, 0])
+    np.testing.assert_array_equal(analysis.per_user(ranks, "HR@10"), [1, 1, 0, 0])
+    with pytest.raises(ValueError, match="exact only"):
+        analysis.per_user(ranks, "HR@255")
+    with pytest.raises(ValueError):
+        analysis.per_user(ranks, "MRR")
+
+
+def test_pooled_averages_per_user_over_seeds():
+    out = analysis.pooled([np.array([1.0, 0.0, 0.5]), np.array([0.0, 0.0, 1.0])])
+    np.testing.assert_allclose(out, [0.5, 0.0, 0.75])
+    with pytest.raises(ValueError, match="different lengths"):
+        analysis.pooled([np.zeros(2), np.zeros(3)])
+
+
+def test_paired_test_matches_scipy():
+    rng = np.random.default_rng(0)
+    a = rng.random(200)
+    b = a + rng.normal(0.05, 0.2, 200)
+    test = analysis.paired_test(a, b)
+    w = stats.wilcoxon(a, b)
+    t = stats.ttest_rel(b, a)
+    assert test.wilcoxon_p == pytest.approx(w.pvalue)
+    assert test.wilcoxon_statistic == pytest.approx(w.statistic)
+    assert test.t_p == pytest.approx(t.pvalue)
+    assert test.t_statistic == pytest.approx(t.statistic)
+    assert test.difference == pytest.approx(np.mean(b - a))
+    assert test.relative_change == pytest.approx(b.mean() / a.mean() - 1)
+    assert test.n_users == 200 and test.nonzero_pairs == 200
+
+
+def test_paired_test_hand_worked_wilcoxon():
+    # differences b - a = +1, +2, +3, -4: ranks 1, 2, 3, 4; W- = 4, W+ = 6 -> statistic 4
+    a = np.array([0.0, 0.0, 0.0, 4.0])
+    b = np.array([1.0, 2.0, 3.0, 0.0])
+    test = analysis.paired_test(a, b)
+    assert test.wilcoxon_statistic == 4
+    # exact two-sided p: P(W <= 4) * 2 over the 16 equally likely sign patterns
+    sums = [sum(r for r, s in zip(range(1, 5), f"{m:04b}", strict=True) if s == "1")
+            for m in range(16)]
+    expected = 2 * sum(1 for s in sums if s <= 4) / 16
+    assert test.wilcoxon_p == pytest.approx(expected)
+
+
+def test_paired_test_edge_cases():
+    same = analysis.paired_test(np.array([0.1, 0.2, 0.3]), np.array([0.1, 0.2, 0.3]))
+    assert same.wilcoxon_p == 1.0 and same.t_p == 1.0 and same.nonzero_pairs == 0
+    shifted = analysis.paired_test(np.zeros(10), np.ones(10))
+    assert shifted.t_p == 0.0 and shifted.difference == 1.0
+    with pytest.raises(ValueError):
+        analysis.paired_test(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError):
+        analysis.paired_test(np.zeros(1), np.zeros(1))
+
+
+# ----- a fake ChapterRuns -------------------------------------------------------------------
+class FakeRuns:
+    """Frame + arrays, like ChapterRuns."""
+
+    def __init__(self, rows, arrays, configs=(), missing=(), profile="book", chapter="x"):
+        self.frame = pd.DataFrame(rows)
+        self._arrays = arrays
+        self.configs = list(configs)
+        self.missing = list(missing)
+        self.profile = profile
+        self.chapter = chapter
+        self.results = []
+
+    def arrays(self, run_id):
+        return self._arrays.get(run_id, {})
+
+
+def _fake_block_runs():
+    ranks = {
+        ("sasrec", 0): np.array([1, 3, 20, 2], np.uint8),
+        ("sasrec", 1): np.array([2, 3, 5, 1], np.uint8),
+        ("zero_block", 0): np.array([1, 5, 20, 4], np.uint8),
+        ("zero_block", 1): np.array([3, 1, 9, 8], np.uint8),
+    }
+    rows, arrays = [], {}
+    for (model, seed), r in ranks.items():
+        run_id = f"{model}-{seed}"
+        rows.append({"run_id": run_id, "dataset": "A", "model": model, "num_blocks": 2,
+                     "seed": seed, "NDCG@10": float(analysis.per_user(r).mean())})
+        arrays[run_id] = {"test_ranks": r, "test_shuffled_window_ranks": r[::-1].copy()}
+    return FakeRuns(rows, arrays), ranks
+
+
+def test_compare_pools_seeds_per_user_then_tests():
+    runs, ranks = _fake_block_runs()
+    out = analysis.compare(runs, {"model": "sasrec"}, {"model": "zero_block"},
+                           metrics=["NDCG@10", "HR@1"])
+    assert list(out["metric"]) == ["NDCG@10", "HR@1"]
+    row = out.set_index("metric").loc["NDCG@10"]
+    a = (analysis.per_user(ranks["sasrec", 0]) + analysis.per_user(ranks["sasrec", 1])) / 2
+    b = (analysis.per_user(ranks["zero_block", 0])
+         + analysis.per_user(ranks["zero_block", 1])) / 2
+    assert row["seeds"] == 2 and row["n_users"] == 4
+    assert row["mean_a"] == pytest.approx(a.mean())
+    assert row["mean_b"] == pytest.approx(b.mean())
+    assert row["wilcoxon_p"] == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    assert row["t_p"] == pytest.approx(stats.ttest_rel(b, a).pvalue)
+
+
+def test_compare_pairs_only_common_seeds_and_skips_missing_arrays():
+    runs, ranks = _fake_block_runs()
+    runs.frame = runs.frame[~((runs.frame["model"] == "zero_block") & (runs.frame["seed"] == 1))]
+    out = analysis.compare(runs, {"model": "sasrec"}, {"model": "zero_block"})
+    assert out["seeds"].tolist() == [1]
+    a, b = analysis.per_user(ranks["sasrec", 0]), analysis.per_user(ranks["zero_block", 0])
+    assert out["wilcoxon_p"].iloc[0] == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    runs._arrays = {}
+    assert analysis.compare(runs, {"model": "sasrec"}, {"model": "zero_block"}).empty
+
+
+# ----- chapter summaries --------------------------------------------------------------------
+def test_maxlen_gain_hand_worked():
+    frame = pd.DataFrame({
+        "dataset": ["A"] * 6 + ["B"] * 2,
+        "maxlen": [1, 1, 5, 5, 10, 10, 1, 2],
+        "seed": [0, 1, 0, 1, 0, 1, 0, 0],
+        "NDCG@10": [0.09, 0.11, 0.12, 0.12, 0.11, 0.11, 0.3, 0.2],
+    })
+    out = analysis.maxlen_gain(frame).set_index("dataset")
+    assert out.loc["A", "reference_maxlen"] == 1
+    assert out.loc["A", "at_reference"] == pytest.approx(0.10)
+    assert out.loc["A", "best_maxlen"] == 5
+    assert out.loc["A", "maxlen_gain"] == pytest.approx(0.2)
+    assert out.loc["A", "seeds"] == 2
+    assert out.loc["B", "best_maxlen"] == 1 and out.loc["B", "maxlen_gain"] == 0.0
+
+
+def test_shuffle_drop_and_sequentiality_summary():
+    shuffle = pd.DataFrame({
+        "dataset": ["A", "A", "B"],
+        "seed": [0, 1, 0],
+        "NDCG@10": [0.2, 0.2, 0.1],
+        "test_shuffled_window:NDCG@10": [0.18, 0.19, 0.1],
+        "test_shuffled_history:NDCG@10": [0.1, 0.1, 0.05],
+    })
+    drop = analysis.shuffle_drop(shuffle, "window").set_index("dataset")
+    assert drop.loc["A", "shuffle_drop"] == pytest.approx(0.185 / 0.2 - 1)
+    assert drop.loc["B", "shuffle_drop"] == pytest.approx(0.0)
+    maxlen = pd.DataFrame({"dataset": ["A", "A", "C", "C"], "maxlen": [1, 50, 1, 50],
+                           "seed": [0] * 4, "NDCG@10": [0.1, 0.15, 0.2, 0.1]})
+    summary = analysis.sequentiality_summary(shuffle, maxlen).set_index("dataset")
+    assert set(summary.index) == {"A", "B", "C"}  # outer join: nothing dropped
+    assert summary.loc["A", "maxlen_gain"] == pytest.approx(0.5)
+    assert summary.loc["A", "shuffle_drop_history"] == pytest.approx(-0.5)
+    assert math.isnan(summary.loc["B", "maxlen_gain"])
+    assert math.isnan(summary.loc["C", "shuffle_drop"])
+    with pytest.raises(ValueError):
+        analysis.shuffled_column("sideways", "HR@1")
+
+
+def test_shuffle_table_uses_shuffled_ranks():
+    runs, ranks = _fake_block_runs()
+    runs.frame = runs.frame[runs.frame["model"] == "sasrec"].copy()
+    runs.frame["test_shuffled_window:NDCG@10"] = [
+        float(analysis.per_user(ranks["sasrec", s][::-1]).mean()) for s in (0, 1)]
+    table = analysis.shuffle_table(runs, ["NDCG@10"], ["window"])
+    row = table.iloc[0]
+    a = (analysis.per_user(ranks["sasrec", 0]) + analysis.per_user(ranks["sasrec", 1])) / 2
+    b = (analysis.per_user(ranks["sasrec", 0][::-1])
+         + analysis.per_user(ranks["sasrec", 1][::-1])) / 2
+    assert row["original"] == pytest.approx(a.mean())
+    assert row["shuffled"] == pytest.approx(b.mean())
+    assert row["relative_change"] == pytest.approx(b.mean() / a.mean() - 1)
+    assert row["wilcoxon_p"] == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    assert row["seeds"] == 2
+
+
+def test_attention_aggregates_over_seeds():
+    def result(seed, weights):
+        return {"config": {"dataset": "A", "model": "sasrec", "num_blocks": 2, "maxlen": 3,
+                           "seed": seed},
+                "extras": {"attention_by_offset": weights}}
+
+    results = [result(0, [[0.5, 0.3, 0.2], [0.9, 0.1, 0.0]]),
+               result(1, [[0.7, 0.2, 0.1], [0.7, 0.3, 0.0]]),
+               {"config": {"dataset": "A", "model": "zero_block", "num_blocks": 2,
+                           "maxlen": 3, "seed": 0}, "extras": {}}]
+    last = analysis.attention_on_last(results).set_index("layer")
+    assert last.loc[1, "mean"] == pytest.approx(0.6)
+    assert last.loc[1, "std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert last.loc[2, "mean"] == pytest.approx(0.8)
+    assert last.loc[1, "seeds"] == 2
+    offsets = analysis.attention_by_offset(results)
+    assert offsets[(offsets["layer"] == 1) & (offsets["offset"] == 2)]["mean"].item() \
+        == pytest.approx(0.15)
+    assert analysis.uniform_attention([1, 2, 100], 50) == pytest.approx((1 + 0.5 + 0.02) / 3)
+
+
+# ----- coverage and parameters --------------------------------------------------------------
+def test_coverage_and_with_unavailable():
+    configs = [RunConfig("LastFM", seed=s) for s in (0, 1)] + [RunConfig("Yelp2019_550_S3Rec")]
+    runs = FakeRuns([{"dataset": "LastFM", "seed": 0}], {}, configs=configs,
+                    missing=configs[1:])
+    cov = analysis.coverage(runs, ["LastFM", "Yelp2019_550_S3Rec"], ["Steam_550_LOU"])
+    status = cov.set_index("dataset")["status"]
+    assert status["LastFM"] == "partial: 1 of 2 runs missing"
+    assert status["Yelp2019_550_S3Rec"] == analysis.NOT_TRAINED
+    assert status["Steam_550_LOU"] == analysis.UNAVAILABLE
+    table = pd.DataFrame({"dataset": ["LastFM"], "HR@1": ["0.1"]})
+    out = analysis.with_unavailable(table, ["LastFM", "Steam_550_LOU"])
+    assert out["dataset"].tolist() == ["LastFM", "Steam_550_LOU"]
+    assert out["HR@1"].tolist() == ["0.1", analysis.UNAVAILABLE]
+    missing = analysis.missing_summary(runs)
+    assert missing["command"].iloc[0] == \
+        "python -m seqnb grid --chapters x --datasets LastFM --seeds 1"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(chapter="maxlen", grid=[0, 5]), "maxlen_grid must be a non-empty list"),
+        (dict(chapter="maxlen", grid=[]), "maxlen_grid must be a non-empty list"),
+        (dict(chapter="maxlen", datasets=["NoSuchData"]), "unknown data set"),
+        (dict(chapter="maxlen", profile="fast"), "profile must be one of"),
+        (dict(chapter="zero_block", grid=[2, -1]), "blocks must be"),
+        (dict(chapter="stamp", grid=["stamp", "gru"]), "variants must be"),
+        (dict(chapter="maxlen", seeds=[]), "seeds must be"),
+        (dict(chapter="maxlen", epochs=0), "epochs must be"),
+        (dict(chapter="maxlen", device="gpu"), "device must be"),
+        (dict(chapter="maxlen", train="yes"), "train must be"),
+    ],
+)
+def test_check_chapter_rejects_bad_values(kwargs, message):
+    names = {"maxlen": "maxlen_grid", "zero_block": "blocks", "stamp": "variants"}
+    with pytest.raises(ValueError, match=message):
+        analysis.check_chapter(grid_name=names[kwargs["chapter"]], **kwargs)
+
+
+def test_check_chapter_keeps_unavailable_datasets_visible():
+    params = analysis.check_chapter("shuffle", "book")
+    assert "Steam_550_LOU" in params.unavailable
+    assert "Amazon2014Beauty_550_LOU" in params.shown_datasets
+    one = analysis.check_chapter("shuffle", "book", dataset="Steam_550_LOU")
+    assert one.datasets == [] and one.configs == [] and one.unavailable == ["Steam_550_LOU"]
+    smoke = analysis.check_chapter("maxlen", "smoke", seeds=[0], grid=[1, 3], epochs=1)
+    assert [c.maxlen for c in smoke.configs] == [1, 3]
+    assert all(c.epochs == 1 for c in smoke.configs)
+
+
+def test_caveats_name_seeds_and_missing_datasets():
+    runs = FakeRuns([{"dataset": "A", "seed": 0}], {}, profile="smoke")
+    text = " ".join(analysis.caveats(runs, ["A", "B"], ["C"]))
+    assert "smoke-profile" in text and "A (1)" in text and "B" in text and "C" in text
+
+
+def test_config_table_from_configs():
+    configs = [RunConfig("LastFM", seed=s) for s in (0, 1)]
+    table = plots.config_table(configs)
+    assert len(table) == 1  # seeds collapse into one setting
+    row = table.iloc[0]
+    assert row["maxlen"] == "50" and row["blocks"] == "2" and row["loss"] == "CE"
+    assert row["optimizer"] == "Adam lr 0.0005, wd 1e-08"
+
+
+def test_provenance_caption_accepts_runs_lists_and_strings():
+    runs = SimpleNamespace(provenance="3 runs · device: cpu", chapter="maxlen")
+    assert plots.provenance_caption(runs) == "Runs shown: 3 runs · device: cpu"
+    assert plots.provenance_caption("x") == "Runs shown: x"
+    assert plots.provenance_caption([runs, runs]).count("maxlen: ") == 2

@@ -1,0 +1,208 @@
+"""Chapters 1–4 run end to end with papermill, and bad parameters fail in the first cell.
+
+Each notebook source (jupytext py:percent) is converted to .ipynb in a temporary folder and
+executed with papermill; the executed notebook must hold no error output, its charts (altair
+output) and its HTML tables. The smoke runs of the four chapters share one temporary result
+store, so runs needed by two chapters (SASRec with 2 blocks; maxlen runs in the shuffle
+summary) are trained once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from seqnb.experiments import chapter_configs
+from seqnb.metrics import summarize_ranks
+from seqnb.results import ResultStore
+
+jupytext = pytest.importorskip("jupytext")
+papermill = pytest.importorskip("papermill")
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+VEGALITE = "application/vnd.vegalite"
+# chapter: (charts at least, HTML tables at least)
+EXPECTED = {
+    "maxlen": (3, 4),
+    "zero_block": (3, 4),
+    "stamp": (1, 4),
+    "shuffle": (2, 7),
+}
+SMOKE_SEEDS = [0, 1]
+
+pytestmark = pytest.mark.slow
+
+
+def to_ipynb(chapter: str, folder: Path) -> Path:
+    notebook = jupytext.read(NOTEBOOKS / f"{chapter}.py")
+    path = folder / f"{chapter}.ipynb"
+    jupytext.write(notebook, path)
+    return path
+
+
+def execute(chapter: str, folder: Path, **parameters) -> nbformat.NotebookNode:
+    source = to_ipynb(chapter, folder)
+    out = folder / f"{chapter}.out.ipynb"
+    papermill.execute_notebook(
+        str(source), str(out), parameters=parameters, kernel_name="python3",
+        cwd=str(REPO), progress_bar=False,
+    )
+    return nbformat.read(out, as_version=4)
+
+
+def outputs(nb: nbformat.NotebookNode) -> list[dict]:
+    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+
+
+def is_chart(output: dict) -> bool:
+    data = output.get("data", {})
+    if any(k.startswith(VEGALITE) for k in data):
+        return True
+    html = data.get("text/html", "")
+    html = "".join(html) if isinstance(html, list) else html
+    return "vegaEmbed" in html or "vega-embed" in html
+
+
+def is_table(output: dict) -> bool:
+    data = output.get("data", {})
+    html = data.get("text/html", "")
+    html = "".join(html) if isinstance(html, list) else html
+    return "<table" in html and not is_chart(output)
+
+
+def markdown_text(nb: nbformat.NotebookNode) -> str:
+    parts = []
+    for o in outputs(nb):
+        md = o.get("data", {}).get("text/markdown", "")
+        parts.append("".join(md) if isinstance(md, list) else md)
+    return "\n".join(parts)
+
+
+def assert_rendered(nb: nbformat.NotebookNode, chapter: str) -> None:
+    errors = [o for o in outputs(nb) if o.get("output_type") == "error"]
+    assert not errors, f"{chapter}: error outputs {[(e['ename'], e['evalue']) for e in errors]}"
+    charts = [o for o in outputs(nb) if is_chart(o)]
+    tables = [o for o in outputs(nb) if is_table(o)]
+    min_charts, min_tables = EXPECTED[chapter]
+    assert len(charts) >= min_charts, f"{chapter}: {len(charts)} charts"
+    assert len(tables) >= min_tables, f"{chapter}: {len(tables)} tables"
+    for chart in charts:  # charts carry aggregates, never per-user arrays
+        assert len(json.dumps(chart["data"])) < 200_000
+    text = markdown_text(nb)
+    assert "What the results say" in "".join(c.source for c in nb.cells)
+    assert "Caveats" in text
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE), "a NaN leaked into the prose"
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("smoke-results")
+
+
+@pytest.mark.parametrize("chapter", list(EXPECTED))
+def test_chapter_runs_in_smoke_profile(chapter, tmp_path, shared_store):
+    tick = time.perf_counter()
+    nb = execute(chapter, tmp_path, profile="smoke", seeds=SMOKE_SEEDS,
+                 results_root=str(shared_store))
+    assert_rendered(nb, chapter)
+    assert "SMOKE profile" in json.dumps(nb)  # the provenance says what was shown
+    # budget: a chapter's smoke run stays well within a few minutes even on a busy CPU
+    assert time.perf_counter() - tick < 600
+
+
+def test_book_profile_with_nothing_stored_lists_missing_and_unavailable(tmp_path):
+    empty = tmp_path / "empty-store"
+    nb = execute("shuffle", tmp_path, profile="book", results_root=str(empty),
+                 datasets=["LastFM", "Steam_550_LOU"])
+    assert not [o for o in outputs(nb) if o.get("output_type") == "error"]
+    html = json.dumps(nb)
+    assert "not available offline" in html  # Steam is listed, not dropped
+    assert "python -m seqnb grid --chapters shuffle --datasets LastFM" in html
+    assert "No shuffle runs are stored yet" in markdown_text(nb)
+
+
+@pytest.mark.parametrize(
+    ("chapter", "parameters", "message"),
+    [
+        ("maxlen", {"datasets": ["NoSuchData"]}, "unknown data set"),
+        ("maxlen", {"maxlen_grid": [0]}, "maxlen_grid must be a non-empty list of integers"),
+        ("maxlen", {"profile": "quick"}, "profile must be one of"),
+        ("zero_block", {"blocks": [0]}, "blocks must be a non-empty list of integers"),
+        ("stamp", {"variants": ["gru4rec"]}, "variants must be a non-empty list"),
+        ("shuffle", {"dataset": "NoSuchData"}, "unknown data set"),
+    ],
+)
+def test_bad_parameter_fails_in_the_validation_cell(chapter, parameters, message, tmp_path):
+    parameters = {"profile": "smoke", **parameters}
+    tick = time.perf_counter()
+    with pytest.raises(papermill.PapermillExecutionError) as info:
+        execute(chapter, tmp_path, **parameters)
+    assert message in info.value.evalue
+    assert "analysis.check_chapter(" in info.value.source  # failed where parameters are read
+    nb = nbformat.read(tmp_path / f"{chapter}.out.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tags = [c.metadata.get("tags", []) for c in code]
+    failed = next(i for i, c in enumerate(code)
+                  if any(o.get("output_type") == "error" for o in c.get("outputs", [])))
+    assert "injected-parameters" in tags[failed - 1]  # right after the parameters
+    assert time.perf_counter() - tick < 120  # fast: nothing was trained or loaded
+
+
+# ----- the book profile on a partially filled store ------------------------------------------
+def fake_result(config, rng: np.random.Generator, users: int = 400):
+    """A stored-result look-alike for ``config`` (test fixture only; never in results/)."""
+    ranks = {key: rng.integers(1, 256, users).astype(np.uint8)
+             for key in ("test_ranks", "test_shuffled_window_ranks",
+                         "test_shuffled_history_ranks")}
+    result = {
+        "run_id": config.run_id,
+        "config": config.to_dict(),
+        "valid_curve": [[5, 0.01]],
+        "best_epoch": 5,
+        "test": summarize_ranks(ranks["test_ranks"]),
+        "test_shuffled_window": summarize_ranks(ranks["test_shuffled_window_ranks"]),
+        "test_shuffled_history": summarize_ranks(ranks["test_shuffled_history_ranks"]),
+        "extras": {},
+        "dataset_stats": {},
+        "provenance": {"device": "fake device (test fixture)", "started": "2026-01-02T03:04:05",
+                       "wall_seconds": 1.0, "epochs_run": config.epochs},
+    }
+    if config.model == "sasrec":
+        att = rng.dirichlet(np.ones(config.maxlen), size=config.num_blocks)
+        result["extras"] = {"attention_by_offset": att.tolist(),
+                            "attention_on_last": att[:, 0].tolist()}
+    return result, ranks
+
+
+@pytest.fixture(scope="module")
+def partial_store(tmp_path_factory) -> Path:
+    """Beauty with all three seeds, LastFM with seed 0 only, everything else missing."""
+    root = tmp_path_factory.mktemp("partial-results")
+    store = ResultStore(root)
+    rng = np.random.default_rng(0)
+    for chapter in EXPECTED:
+        for dataset, seeds in (("Amazon2014Beauty_550_LOU", [0, 1, 2]), ("LastFM", [0])):
+            for config in chapter_configs(chapter, "book", datasets=[dataset], seeds=seeds):
+                if not store.has(config):
+                    store.save(*fake_result(config, rng))
+    return root
+
+
+@pytest.mark.parametrize("chapter", list(EXPECTED))
+def test_book_profile_renders_a_partial_store(chapter, tmp_path, partial_store):
+    nb = execute(chapter, tmp_path, profile="book", results_root=str(partial_store),
+                 datasets=["Amazon2014Beauty_550_LOU", "LastFM", "Yelp2019_550_S3Rec",
+                           "Steam_550_LOU"])
+    assert_rendered(nb, chapter)
+    html = json.dumps(nb)
+    assert "fake device (test fixture)" in html  # provenance of the stored runs
+    assert "not available offline" in html  # Steam
+    assert "not yet trained" in html  # Yelp: held, nothing stored
+    assert f"--chapters {chapter} --datasets LastFM --seeds 1 2" in html  # the missing seeds
