@@ -89,10 +89,6 @@ from seqnb.experiments import BAND_EDGES, SMOKE_BAND_EDGES, SMOKE_USERS
 from seqnb.plots import frequency as freq
 
 plots.setup()
-if profile == "smoke":  # the smoke runs are tiny: one thread is faster on a shared CPU
-    import torch
-
-    torch.set_num_threads(1)
 runs = analysis.load_runs(params, progress=profile == "full")
 edges = list(band_edges or (SMOKE_BAND_EDGES if profile == "smoke" else BAND_EDGES))
 shown = params.shown_datasets

@@ -121,6 +121,10 @@ def chapter_runs(
     """The chapter's runs under ``profile``: loaded, trained (smoke/full), or listed missing."""
     datasets = check_parameters(chapter, profile, datasets, seeds)
     settings = profile_settings(profile)
+    if profile == "smoke":  # smoke models are tiny: one thread beats two on a shared CPU
+        import torch
+
+        torch.set_num_threads(1)
     if train is None:
         train = settings.train
     if datasets is not None:

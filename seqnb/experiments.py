@@ -111,7 +111,11 @@ def chapter_configs(
     settings = profile_settings(profile)
     smoke = profile == "smoke"
     if datasets is None:
-        default = FREQUENCY_DATASETS[:1] if chapter == "embedding_frequency" else HELD
+        default = (
+            tuple(d for d in FREQUENCY_DATASETS if d in HELD)
+            if chapter == "embedding_frequency"
+            else HELD
+        )
         datasets = default[:1] if smoke else default
     changes = {**settings.overrides, **overrides, "chapter": chapter}
     configs: list[RunConfig] = []
