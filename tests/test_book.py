@@ -232,7 +232,9 @@ _SUMMARISE = """
         for (const child of item.items || []) walk(child, ox + (item.x || 0), oy + (item.y || 0));
       } else if (mark.role === 'mark') {
         marks += 1;
-        if (item.tooltip != null && item.bounds && (tooltip === null ||
+        const big = item.bounds && (item.bounds.x2 - item.bounds.x1) >= 3 &&
+                    (item.bounds.y2 - item.bounds.y1) >= 3;  // a zero-height bar can't be hovered
+        if (item.tooltip != null && big && (tooltip === null ||
             (!preferred.has(tooltip.type) && preferred.has(mark.marktype)))) {
           const b = item.bounds;
           tooltip = {type: mark.marktype, x: ox + (b.x1 + b.x2) / 2, y: oy + (b.y1 + b.y2) / 2};
