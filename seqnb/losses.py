@@ -37,31 +37,31 @@ class _ChunkedCE(torch.autograd.Function):
         d_hidden = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device)
         d_table = torch.zeros(table.shape, dtype=torch.float32, device=table.device)
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        # fp32: one cache-sized buffer reused by every chunk. bf16: the logits stay in bf16
+        # (half the memory traffic); sums and the loss accumulate in fp32.
         buffer = torch.empty(min(chunk, N), V, dtype=torch.float32, device=hidden.device)
         for start in range(0, N, chunk):
             h = H[start : start + chunk]  # (c, d)
             t = targets[start : start + chunk]  # (c,)
-            z = buffer[: len(t)]  # (c, V) logits, then softmax, then gradient, in place
             if fp32:
-                torch.mm(h, E_T, out=z)
+                z = torch.mm(h, E_T, out=buffer[: len(t)])  # (c, V) logits -> softmax -> grad
             else:
-                z.copy_(h @ E_T)
+                z = h @ E_T
             rows = torch.arange(len(t), device=z.device)
-            z_target = z[rows, t]
+            z_target = z[rows, t].float()
             top = z.amax(dim=1, keepdim=True)
             z.sub_(top).exp_()
-            norm = z.sum(dim=1, keepdim=True)
-            total += (top.squeeze(1) + norm.log().squeeze(1) - z_target).sum()
+            norm = z.sum(dim=1, keepdim=True, dtype=torch.float32)
+            total += (top.float().squeeze(1) + norm.log().squeeze(1) - z_target).sum()
             if need_grad:
-                z.div_(norm)
+                z.mul_((1.0 / norm).to(z.dtype))
                 z[rows, t] -= 1.0  # softmax - onehot
                 if fp32:
                     torch.mm(z, E, out=d_hidden[start : start + chunk])
                     d_table.addmm_(z.T, h)
                 else:
-                    g = z.to(compute_dtype)
-                    d_hidden[start : start + chunk] = g @ E
-                    d_table.add_(g.T @ h)
+                    d_hidden[start : start + chunk] = z @ E
+                    d_table.add_(z.T @ h)
         ctx.save_for_backward(d_hidden.to(hidden.dtype), d_table.to(table.dtype))
         return total / N
 
