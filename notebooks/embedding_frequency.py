@@ -58,7 +58,7 @@ bins = 100  # items are cut into this many equal-count bins along the frequency 
 max_points = 600  # items drawn per model in the norm scatter (a seeded sample)
 tolerance = 0.25  # how far a norm ratio may move from 1 and still count as "flat"
 
-# %%
+# %% tags=["hide-input"]
 from dataclasses import replace
 
 from seqnb import analysis
@@ -79,7 +79,7 @@ if band_edges is not None:
 if datasets is None and dataset is None:  # the chapter's own list: Beauty_1000 is not held
     params.unavailable = [d for d in params.unavailable if d in FREQUENCY_DATASETS]
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -158,7 +158,7 @@ pd.DataFrame({
 # seeds), and the item's own test Recall@10 and NDCG@10 (pooled over the bin's test cases
 # and the seeds, band = 95% normal interval). Only the unmodified models enter this part.
 
-# %%
+# %% tags=["hide-input"]
 plain = freq.plain_runs(runs.frame)
 pairs = [] if plain.empty else [
     (d, m) for d in shown for m in ("mf_bpr", "sasrec")
@@ -206,7 +206,7 @@ chart_scatter
 # * Both, "never-trained items keep small norms": their median norm is at most
 #   $(1-\text{tolerance})$ times the median norm of the seen items.
 
-# %%
+# %% tags=["hide-input"]
 if items.empty:
     display(Markdown("The claims cannot be tested before the runs are stored."))
     claims = pd.DataFrame(columns=["dataset", "model", "claim", "evidence", "verdict"])
@@ -253,7 +253,7 @@ else:
     chart_b = freq.band_heatmaps(bands, metric=metric, provenance=band_prov)
 chart_b
 
-# %%
+# %% tags=["hide-input"]
 paired_bands = bands.dropna(subset=["delta"])  # a band whose unmodified run is stored
 if paired_bands.empty:
     best = pd.DataFrame(columns=["dataset", "model", "self term"])
@@ -280,7 +280,7 @@ plots.style_table(best, caption=f"Best and worst band per model and variant (tes
 # %% [markdown]
 # ## What the results say
 
-# %%
+# %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
     if items.empty and bands.empty:

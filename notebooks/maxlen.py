@@ -113,7 +113,7 @@ plots.unique_share_chart(
                 f"{shares.drop_duplicates('dataset')['users'].sum():,} users"),
 )
 
-# %%
+# %% tags=["hide-input"]
 def share_at(m: int) -> pd.Series:
     return shares[shares["maxlen"] == m].set_index("dataset")["unique_share"]
 
@@ -188,7 +188,7 @@ curves = analysis.mean_std(frame, ["dataset", "maxlen"], ["HR@1", "HR@10", "NDCG
 # averaged over seeds). The best `maxlen` is picked on the test mean, so the gain is an
 # optimistic upper bound.
 
-# %%
+# %% tags=["hide-input"]
 gain = analysis.maxlen_gain(frame, "NDCG@10")
 tests = []
 for row in gain.itertuples():
@@ -225,7 +225,7 @@ plots.style_table(table, caption=plots.provenance_caption(runs))
 # %% [markdown]
 # ## What the results say
 
-# %%
+# %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
     if gain.empty:

@@ -69,7 +69,7 @@ check_genre_parameters(users, permutations, max_users, max_positions, max_attrib
                        confidence)
 settings = genre_settings(profile, permutations, max_users)
 
-# %%
+# %% tags=["hide-input"]
 import datetime as dt
 import math
 
@@ -120,7 +120,7 @@ pd.DataFrame([full.statistics()]).pipe(
 # the movie shares at least one genre with the movie before it, so long unbroken ticks are
 # genre runs.
 
-# %%
+# %% tags=["hide-input"]
 listed = [list(g) for g in full.item_attributes[1:] if g]
 alphabetical = sum(g == sorted(g) for g in listed) / len(listed)
 multi = sum(len(g) > 1 for g in listed) / len(listed)
@@ -135,7 +135,7 @@ display(Markdown(
     f"{analysis.pct(kept.iloc[-1], False)} of the movies that have it, {kept.index[0]} of "
     f"only {analysis.pct(kept.iloc[0], False)}."))
 
-# %%
+# %% tags=["hide-input"]
 # the strip is cheap: it always draws from every user, in every profile
 strip = genres.genre_strip(full, users, seed=strip_seed, max_positions=max_positions,
                            max_attribute_share=max_attribute_share)
@@ -160,7 +160,7 @@ genre_plots.genre_strip_chart(
 # another sample of users; the permutation p-value counts the permutations whose overall
 # share reaches the observed one.
 
-# %%
+# %% tags=["hide-input"]
 result = genres.consecutive_share(
     movielens, permutations=settings.permutations, seed=permutation_seed,
     max_attribute_share=max_attribute_share, confidence=confidence,
@@ -190,7 +190,7 @@ per_user = result.per_user()
 genre_plots.per_user_gap_chart(per_user, overall_gap=result.gap,
                                provenance=f"{dataset} · {live}")
 
-# %%
+# %% tags=["hide-input"]
 quartile = pd.qcut(per_user["length"], 4, duplicates="drop")
 per_user["length group"] = quartile.cat.rename_categories(
     [f"{math.floor(iv.left) + 1}–{math.floor(iv.right)} items"
@@ -239,7 +239,7 @@ status = genres.dataset_status(list(dict.fromkeys(
 plots.style_table(status, caption="Data sets of this comparison: measured, without item "
                                   "attributes, or not available offline")
 
-# %%
+# %% tags=["hide-input"]
 summary, results = genres.dataset_summary(
     names, permutations=settings.permutations, seed=permutation_seed,
     max_users=settings.max_users, max_attribute_share=max_attribute_share,
@@ -273,7 +273,7 @@ plots.style_table(shown_summary,
 # the original order; "window" permutes within the last `maxlen` items, "history" shuffles
 # the whole history before truncating). These are stored full runs; nothing is trained here.
 
-# %%
+# %% tags=["hide-input"]
 shuffle_runs = chapter_runs("shuffle", profile="book", datasets=list(results), seeds=seeds,
                             train=False, results_root=results_root, progress=False)
 drops = genres.shuffle_drops(shuffle_runs.frame)
@@ -293,7 +293,7 @@ genre_plots.comparison_chart(
 # %% [markdown]
 # ## What the results say
 
-# %%
+# %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
     ranked = summary.sort_values("gap", ascending=False).reset_index(drop=True)

@@ -46,7 +46,7 @@ device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
 train = None  # None: the profile default (book: never; smoke, full: train what is missing)
 results_root = None  # None: results/ (smoke: a temporary store)
 
-# %%
+# %% tags=["hide-input"]
 from seqnb import analysis
 
 params = analysis.check_chapter(
@@ -64,7 +64,7 @@ maxlen_params = analysis.check_chapter(
     results_root=results_root,
 )
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -130,7 +130,7 @@ plots.style_table(longer, caption="Computed live from the test inputs"
 # Test metrics of the same trained models on the three kinds of input, mean ± std over
 # seeds.
 
-# %%
+# %% tags=["hide-input"]
 def inputs_long(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per run and input kind, with the book's metrics as columns."""
     parts = [frame.assign(input="original")[["dataset", "seed", "input", *BOOK_METRICS]]]
@@ -156,7 +156,7 @@ plots.style_table(analysis.complete(values, params),
 # paired per-user test (Wilcoxon signed-rank on the per-user metric, each user's value
 # averaged over seeds; the paired t-test p-value is in the long table below the chart).
 
-# %%
+# %% tags=["hide-input"]
 shuffle = analysis.shuffle_table(runs, BOOK_METRICS)
 if shuffle.empty:
     changes = pd.DataFrame(columns=["dataset", "protocol", *BOOK_METRICS])
@@ -224,7 +224,7 @@ plots.style_table(analysis.complete(seq_shown, params),
 # %% [markdown]
 # ## What the results say
 
-# %%
+# %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
     nd = shuffle[shuffle["metric"] == "NDCG@10"] if not shuffle.empty else shuffle

@@ -50,7 +50,7 @@ params = analysis.check_chapter(
     grid_name="variants", epochs=epochs, device=device, train=train, results_root=results_root,
 )
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -118,7 +118,7 @@ summary = analysis.mean_std(frame, ["dataset", "setting"], ["HR@1", "HR@10", "ND
 # Per-user metrics from the stored ranks, averaged per user over seeds; Wilcoxon
 # signed-rank and paired t-test, two-sided. *Change* is ablation / full − 1.
 
-# %%
+# %% tags=["hide-input"]
 pairs = []
 if "stamp" in variant_grid:
     for variant in [v for v in variant_grid if v != "stamp"]:
@@ -146,7 +146,7 @@ plots.style_table(analysis.complete(paired_shown, params),
 # %% [markdown]
 # ## What the results say
 
-# %%
+# %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
     nd = paired[paired["metric"] == "NDCG@10"]

@@ -47,7 +47,7 @@ params = analysis.check_chapter(
     grid_name="blocks", epochs=epochs, device=device, train=train, results_root=results_root,
 )
 
-# %%
+# %% tags=["hide-input"]
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -117,7 +117,7 @@ summary = analysis.mean_std(frame, ["dataset", "setting"], ["HR@1", "HR@10", "ND
 # t-test, two-sided). The reference SASRec is the 2-block model of the notes (or the largest
 # block count in the grid when 2 is not in it).
 
-# %%
+# %% tags=["hide-input"]
 ref_blocks = 2 if 2 in block_grid else max(block_grid)
 ref_label = analysis.block_label("sasrec", ref_blocks)
 paired = analysis.compare(
@@ -152,7 +152,7 @@ plots.style_table(
 # mean the model attends mostly to the last item. Note that the last item also reaches the
 # output through the residual connection, so this weight is on top of that direct path.
 
-# %%
+# %% tags=["hide-input"]
 sasrec_results = [r for r in runs.results if r["config"]["model"] == "sasrec"]
 attention = analysis.attention_on_last(sasrec_results, by=("dataset", "num_blocks"))
 if not attention.empty:
@@ -181,7 +181,7 @@ offsets = analysis.attention_by_offset(
 # %% [markdown]
 # ## What the results say
 
-# %%
+# %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
     nd = paired[paired["metric"] == "NDCG@10"]
