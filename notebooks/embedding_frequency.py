@@ -122,18 +122,9 @@ plots.style_table(profiles, caption="Training frequency per data set, computed l
 # ## The runs and their exact configuration
 
 # %%
-plots.style_table(analysis.coverage(runs, shown, params.unavailable),
-                  caption=plots.provenance_caption(runs))
+plots.show_run_overview(runs, params, shown)
 
 # %%
-missing = analysis.missing_summary(runs, params)
-if missing.empty:
-    display(Markdown("Every run of this chapter is stored."))
-else:
-    display(Markdown(
-        f"**{len(runs.missing)} of the {len(runs.configs)} runs this chapter shows are not "
-        "stored yet** (the book profile never trains); the charts show what is stored."))
-    display(plots.style_table(missing, caption="Runs not stored yet, and how to train them"))
 plots.style_table(plots.config_table(params.configs),
                   caption="Training configuration (Note B); one row per distinct setting")
 

@@ -68,17 +68,7 @@ display(Markdown(
 # ## The runs and their exact configuration
 
 # %%
-plots.style_table(
-    analysis.coverage(runs, params.shown_datasets, params.unavailable),
-    caption=plots.provenance_caption(runs),
-)
-
-# %%
-missing = analysis.missing_summary(runs, params)
-if missing.empty:
-    display(Markdown("Every run of this chapter is stored."))
-else:
-    display(plots.style_table(missing, caption="Runs not stored yet, and how to train them"))
+plots.show_run_overview(runs, params)
 
 # %%
 plots.style_table(

@@ -43,10 +43,8 @@ class _ChunkedCE(torch.autograd.Function):
         for start in range(0, N, chunk):
             h = H[start : start + chunk]  # (c, d)
             t = targets[start : start + chunk]  # (c,)
-            if fp32:
-                z = torch.mm(h, E_T, out=buffer[: len(t)])  # (c, V) logits -> softmax -> grad
-            else:
-                z = h @ E_T
+            # (c, V) logits, turned into the softmax and then the gradient in place
+            z = torch.mm(h, E_T, out=buffer[: len(t)]) if fp32 else h @ E_T
             rows = torch.arange(len(t), device=z.device)
             z_target = z[rows, t].float()
             top = z.amax(dim=1, keepdim=True)

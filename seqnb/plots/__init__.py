@@ -26,6 +26,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from seqnb.experiments import HELD
+
 THEME_NAME = "seqnb"
 FONT = "Helvetica Neue, Helvetica, Arial, sans-serif"
 WIDTH = 360
@@ -46,15 +48,7 @@ PALETTE: tuple[str, ...] = (
     "#999999",  # grey
 )
 # Fixed colours for data sets (held ones first, in the book's order).
-DATASET_ORDER: tuple[str, ...] = (
-    "Amazon2014Beauty_550_LOU",
-    "Amazon2014Toys_550_LOU",
-    "Amazon2014Sports_550_LOU",
-    "Amazon2014Tools_550_LOU",
-    "Yelp2019_550_S3Rec",
-    "LastFM",
-    "MovieLens1M_550_LOU",
-)
+DATASET_ORDER: tuple[str, ...] = HELD
 # Settings that are compared against each other across the book.
 SETTING_COLORS: dict[str, str] = {
     "original": PALETTE[0],
@@ -604,3 +598,24 @@ __all__ = [
     "provenance_caption", "sequentiality_scatter", "setup", "short_name", "shuffle_bars",
     "stamp_comparison", "style_table", "unique_share_chart", "with_caption",
 ]
+
+
+def show_run_overview(runs: Any, params: Any, datasets: Sequence[str] | None = None) -> None:
+    """Display a chapter's run overview: which runs are stored per data set (with their
+    provenance), and the runs still missing with the commands that train them."""
+    from IPython.display import Markdown, display
+
+    from seqnb import analysis
+
+    shown = list(params.shown_datasets if datasets is None else datasets)
+    display(style_table(analysis.coverage(runs, shown, params.unavailable),
+                        caption=provenance_caption(runs)))
+    missing = analysis.missing_summary(runs, params)
+    if missing.empty:
+        display(Markdown("Every run of this chapter is stored."))
+        return
+    display(Markdown(
+        f"**{len(runs.missing)} of the {len(runs.configs)} runs this chapter shows are not "
+        "stored yet** (the book profile never trains); the tables and charts show what is "
+        "stored."))
+    display(style_table(missing, caption="Runs not stored yet, and how to train them"))
