@@ -179,13 +179,14 @@ class Evaluator:
         """(num_users,) 1-based rank of each user's target."""
         model.eval()
         table = model.items.table()  # (V+1, d)
+        table_T = table.float().T.contiguous()  # (d, V+1): a plain NN matmul is faster
         out = torch.empty(self.num_users, dtype=torch.long, device=self.device)
         for idx, T, excl in self.batches:
             if isinstance(model, MFBPR):
                 h = model.user_vectors(self.users[idx])  # (B, d)
             else:
                 h = model.hidden(self.X[idx, -T:], table)[:, -1]  # (B, d)
-            scores = h.float() @ table.T  # (B, V+1)
+            scores = h.float() @ table_T  # (B, V+1)
             rows = torch.arange(len(idx), device=self.device)
             t = self.targets[idx]
             target_score = scores[rows, t]
