@@ -18,6 +18,7 @@ from seqnb.models import (
     ZeroBlock,
     build_model,
 )
+from seqnb.models.embeddings import cooccurrence_band
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -295,8 +296,9 @@ def test_repeated_items_count_once_in_the_graph():
     train = [np.array(s) for s in GRAPH_TRAIN]
     freq = frequency(train, GRAPH_ITEMS)  # item 6 has frequency 2
     table = NeighbourAveragedTable(GRAPH_ITEMS, 3, freq, (2, 2), train, self_loops=True)
-    row = table.band_items.tolist().index(6)
-    A = table.A_band.to_dense()[row]
+    band = table.band_items.numpy()
+    row = band.tolist().index(6)
+    A = torch.from_numpy(cooccurrence_band(train, GRAPH_ITEMS, band).toarray()[row]).float()
     # users of 6: [3, 5, 6] and [2, 2, 6] -> A[6] counts 2,3,5 once each and 6 twice
     expected = torch.zeros(GRAPH_ITEMS + 1)
     expected[[2, 3, 5]] = 1.0
@@ -349,3 +351,25 @@ def test_build_model_with_smooth_band_uses_training_frequency():
         assert isinstance(model.items, NeighbourAveragedTable)
         expected = [i for i in range(1, ds.num_items + 1) if ds.item_frequency[i] == 1]
         assert sorted(model.items.band_items.tolist()) == expected
+
+
+def test_binary_matrix_product_and_gradient_match_dense():
+    """BinaryMatrix @ X equals the dense product, and its gradient is M^T G (empty rows and
+    columns included)."""
+    import scipy.sparse as sp
+
+    from seqnb.models.embeddings import BinaryMatrix
+
+    rng = np.random.default_rng(0)
+    M = (rng.random((7, 9)) < 0.3).astype(np.float64)
+    M[2] = 0.0  # an empty row
+    M[:, 4] = 0.0  # an empty column
+    X = torch.randn(9, 5, dtype=torch.float32, requires_grad=True)
+    out = BinaryMatrix(sp.csr_matrix(M)) @ X
+    expected = torch.from_numpy(M).float() @ X.detach()
+    torch.testing.assert_close(out, expected)
+    G = torch.randn_like(out)
+    (out * G).sum().backward()
+    torch.testing.assert_close(X.grad, torch.from_numpy(M.T).float() @ G)
+    with pytest.raises(ValueError, match="0/1"):
+        BinaryMatrix(sp.csr_matrix(M * 2))
