@@ -10,7 +10,12 @@ For each configuration it times, side by side in the same process:
     (forward, and the two backward products), timed as bare matmuls of the same shapes;
   * a plain ``F.cross_entropy`` on the same logits, for scale;
   * full-ranking evaluation of every user (seen items removed);
-and reports peak memory.
+  * MF-BPR epochs (Note B: BPR, batch 256), plain and with neighbour-averaged embeddings,
+    and the neighbour average itself (forward + backward of the item table) in seqnb's
+    factorised form ``R_band^T (R E)`` next to the explicit band rows of ``A = R^T R``
+    multiplied with ``torch.sparse.mm``;
+and reports peak memory. bf16 is skipped on CPUs without bf16 matrix units, where PyTorch
+emulates it.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ import resource
 import time
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from seqnb.config import note_a, note_b
 from seqnb.data import load_dataset
-from seqnb.train import Evaluator, device_name, prepare, train_epoch
+from seqnb.models import build_model
+from seqnb.models.embeddings import cooccurrence_band
+from seqnb.train import Evaluator, device_name, native_bf16, prepare, train_epoch
 
 
 def _sync(dev: torch.device) -> None:
@@ -90,8 +98,9 @@ def peak_memory_mb(dev: torch.device) -> float:
 def bench(dataset_name: str, dev: torch.device, epochs: int) -> list[dict[str, Any]]:
     ds = load_dataset(dataset_name)
     rows = []
+    precisions = ("fp32", "bf16") if native_bf16(dev) else ("fp32",)
     for label, make in (("Note A (CE, batch 512)", note_a), ("Note B (BCE, batch 256)", note_b)):
-        for precision in ("fp32", "bf16"):
+        for precision in precisions:
             config = make(dataset_name, precision=precision, device=str(dev))
             trainee = prepare(config, ds, dev)
             train_epoch(trainee)  # warm-up (allocations, first-touch)
@@ -122,8 +131,59 @@ def bench(dataset_name: str, dev: torch.device, epochs: int) -> list[dict[str, A
         "precision": "fp32",
         "eval_s": round(_best_of(lambda: evaluator.ranks(trainee.model), 3, dev), 3),
     })
+    rows.extend(bench_neighbour_averaging(ds, dev, epochs))
     for row in rows:
         row["peak_memory_mb"] = round(peak_memory_mb(dev))
+        row["native_bf16"] = native_bf16(dev)
+    return rows
+
+
+def explicit_band_product(table, ds, band: tuple[int, int]):
+    """The explicit alternative: the band rows of A_norm as a torch.sparse matrix."""
+    freq = ds.item_frequency
+    items = np.flatnonzero((freq >= band[0]) & (freq <= band[1]))
+    items = items[items > 0]
+    A = cooccurrence_band(ds.train_sequences, ds.num_items, items).tocoo()
+    A_t = torch.sparse_coo_tensor(np.vstack([A.row, A.col]), A.data.astype(np.float32),
+                                  A.shape).coalesce().to(table.weight.device)
+    index = torch.from_numpy(items).to(table.weight.device)
+
+    def forward():
+        own = table.weight
+        return own.index_copy(0, index, torch.sparse.mm(A_t, own))
+
+    return forward, int(A.nnz)
+
+
+def bench_neighbour_averaging(ds, dev: torch.device, epochs: int) -> list[dict[str, Any]]:
+    """MF-BPR epochs (plain, band [0, 30]) and the neighbour average, factorised vs explicit."""
+    rows: list[dict[str, Any]] = []
+    for band in (None, (0, 30)):
+        config = note_b(ds.name, model="mf_bpr", loss="bpr", smooth_band=band, device=str(dev))
+        trainee = prepare(config, ds, dev)
+        train_epoch(trainee)
+        rows.append({
+            "config": "Note B MF-BPR (BPR, batch 256)" + (f", band {list(band)}" if band else ""),
+            "precision": "fp32",
+            "epoch_s": round(_best_of(lambda t=trainee: train_epoch(t), epochs, dev), 2),
+            "positions": int(trainee.Y.shape[0]),
+        })
+    for band in ((0, 30), (0, 100_000)):
+        model = build_model(note_b(ds.name, model="mf_bpr", loss="bpr", smooth_band=band), ds)
+        table = model.items.to(dev)
+        explicit, nnz = explicit_band_product(table, ds, band)
+        row: dict[str, Any] = {
+            "config": f"neighbour average, band {list(band)}: table forward + backward",
+            "precision": "fp32",
+            "band_items": len(table.band_items),
+            "nnz_R": int(table.R.rows_index.numel()),
+            "nnz_A_band": nnz,
+        }
+        for name, fn in (("factorised_ms", table.table), ("explicit_sparse_mm_ms", explicit)):
+            step = lambda fn=fn: fn().sum().backward()  # noqa: E731
+            step()
+            row[name] = round(1000 * _best_of(step, 5, dev), 2)
+        rows.append(row)
     return rows
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,21 @@ def device_name(device: torch.device) -> str:
     except OSError:
         pass
     return f"cpu ({model}, {torch.get_num_threads()} threads)"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bf16 in hardware (CUDA; CPUs with AVX512-BF16 or AMX).
+
+    Elsewhere PyTorch emulates bf16 matmuls on the CPU, many times slower than fp32.
+    """
+    if device.type != "cpu":
+        return True
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 @dataclass
@@ -318,6 +334,12 @@ def train(
 ) -> TrainOutcome:
     """Train ``config`` on ``dataset``; validate every ``eval_every`` epochs; test the best."""
     dev = pick_device(config.device if device is None else str(device))
+    if config.precision == "bf16" and not native_bf16(dev):
+        warnings.warn(
+            f"precision='bf16' on a CPU without bf16 matrix units ({device_name(dev)}): "
+            "PyTorch emulates it, several times slower than fp32; use precision='fp32'",
+            stacklevel=2,
+        )
     remove_seen = (not dataset.has_repeats) if config.remove_seen is None else config.remove_seen
     t = prepare(config, dataset, dev)
     model = t.model
