@@ -320,6 +320,18 @@ def test_config_table_from_configs():
     assert row["optimizer"] == "Adam lr 0.0005, wd 1e-08"
 
 
+def test_config_table_blanks_settings_a_model_does_not_use():
+    """ZeroBlock and STAMP have no blocks, heads or dropout; MF-BPR has no sequence at all."""
+    configs = [RunConfig("LastFM", model=m) for m in ("sasrec", "zero_block", "stamp", "mf_bpr")]
+    table = plots.config_table(configs).set_index("model")
+    assert table.loc["sasrec", "blocks"] == "2" and table.loc["sasrec", "dropout"] == "0.6"
+    for model in ("zero_block", "stamp"):
+        assert (table.loc[model, ["blocks", "heads", "dropout"]] == "–").all()
+        assert table.loc[model, "maxlen"] == "50"  # it still cuts the training sequences
+    assert (table.loc["mf_bpr", ["maxlen", "blocks", "layout"]] == "–").all()
+    assert plots.config_table([RunConfig("LastFM", num_blocks=0)]).iloc[0]["heads"] == "–"
+
+
 def test_provenance_caption_accepts_runs_lists_and_strings():
     runs = SimpleNamespace(provenance="3 runs · device: cpu", chapter="maxlen")
     assert plots.provenance_caption(runs) == "Runs shown: 3 runs · device: cpu"

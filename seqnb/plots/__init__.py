@@ -272,8 +272,25 @@ def config_table(frame_or_configs: Any, columns: Sequence[str] | None = None) ->
     if "max_users" in rows and rows["max_users"].notna().any() and "max_users" not in cols:
         cols.append("max_users")  # a subsample (smoke profile): say so
     present = [c for c in cols if c in rows.columns]
-    table = rows[present].astype(str).drop_duplicates().reset_index(drop=True)
+    table = rows[present].astype(str)
+    if "model" in rows:  # a setting the model has no use for is shown as "–", not a value
+        for key in present:
+            unused = rows["model"].map(lambda m, k=key: k in UNUSED_BY_MODEL.get(m, ()))
+            if key == "num_heads" and "num_blocks" in rows:
+                unused |= (rows["model"] == "sasrec") & (rows["num_blocks"] == 0)
+            table.loc[unused.to_numpy(), key] = "–"
+    table = table.drop_duplicates().reset_index(drop=True)
     return table.rename(columns=CONFIG_LABELS)
+
+
+_NO_TRANSFORMER = ("num_blocks", "num_heads", "dropout")
+UNUSED_BY_MODEL = {
+    "zero_block": _NO_TRANSFORMER,
+    "stamp": _NO_TRANSFORMER,
+    "stamp_only_ht": _NO_TRANSFORMER,
+    "stamp_only_mt": _NO_TRANSFORMER,
+    "mf_bpr": ("maxlen", *_NO_TRANSFORMER, "layout"),
+}
 
 
 CONFIG_COLUMNS = ("model", "maxlen", "num_blocks", "num_heads", "embedding_dim", "dropout",
