@@ -182,12 +182,14 @@ def _grid_configs(args: argparse.Namespace) -> list[RunConfig]:
 def cmd_grid(args: argparse.Namespace) -> int:
     from seqnb.grid import run_grid
 
+    if args.workers < 1:
+        raise SystemExit(f"error: --workers must be a positive integer, got {args.workers}")
     configs = _grid_configs(args)
     if args.dry_run:
         for c in configs:
             print(c.run_id, c.chapter, c.model, c.dataset, f"seed={c.seed}")
         return 0
-    summary = run_grid(configs, root=args.results, backend=args.backend)
+    summary = run_grid(configs, root=args.results, backend=args.backend, workers=args.workers)
     print(f"{summary['trained']} trained, {summary['skipped']} already stored, "
           f"{summary['failed']} failed")
     return 1 if summary["failed"] else 0
@@ -268,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default=None)
         p.add_argument("--results", default=None)
         p.add_argument("--backend", choices=["local", "ray"], default="local")
+        p.add_argument("--workers", type=int, default=1,
+                       help="local backend: runs trained at once, in separate processes")
         p.add_argument("--dry-run", action="store_true", help="list the runs, train nothing")
         p.set_defaults(func=cmd_grid)
 

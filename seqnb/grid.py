@@ -1,10 +1,13 @@
-"""Run a list of configurations, skipping stored ones: locally (default) or on Ray."""
+"""Run a list of configurations, skipping stored ones: locally (one after another, or in
+``workers`` processes at once) or on Ray."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import traceback
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -19,14 +22,23 @@ def _run_one(config: RunConfig, root: str | None) -> str:
     return config.run_id
 
 
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def run_grid(
     configs: Sequence[RunConfig],
     root: str | os.PathLike[str] | None = None,
     backend: str = "local",
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Train every configuration that is not stored yet.
 
-    ``backend='local'`` runs them one after another with an overall progress bar;
+    ``backend='local'`` runs them one after another with an overall progress bar, or, with
+    ``workers > 1``, in that many processes at once (each with ``cpu_count // workers``
+    threads): small models use two CPU cores, or one GPU, better side by side than alone;
     ``backend='ray'`` hands the same list to Ray (``ray.init()`` connects to a running
     cluster via ``RAY_ADDRESS``, or starts a local one). A failed run is reported and the
     grid goes on; the summary counts trained, skipped and failed runs. Configurations with
@@ -34,6 +46,8 @@ def run_grid(
     """
     if backend not in ("local", "ray"):
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     store = ResultStore(root)
     unique: dict[str, RunConfig] = {}
     for c in configs:
@@ -45,6 +59,8 @@ def run_grid(
     if backend == "ray":
         # an absolute root: Ray workers need not share the driver's working directory
         return _run_ray(todo, str(store.root.resolve()), summary)
+    if workers > 1 and len(todo) > 1:
+        return _run_pool(todo, str(store.root.resolve()), summary, workers)
     bar = tqdm(todo, desc="grid", unit="run")
     for config in bar:
         bar.set_postfix_str(f"{config.chapter} {config.dataset} {config.model} seed={config.seed}")
@@ -55,6 +71,32 @@ def run_grid(
             summary["failed"] += 1
             summary["errors"][config.run_id] = f"{type(err).__name__}: {err}"
             tqdm.write(f"run {config.run_id} failed:\n{traceback.format_exc()}")
+    return summary
+
+
+def _run_pool(
+    todo: list[RunConfig], root: str, summary: dict[str, Any], workers: int
+) -> dict[str, Any]:
+    """The local grid in ``workers`` fresh (spawned) processes."""
+    workers = min(workers, len(todo))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")  # never fork a process that holds torch
+    bar = tqdm(total=len(todo), desc=f"grid ({workers} workers)", unit="run")
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(threads,)
+    ) as pool:
+        pending = {pool.submit(_run_one, c, root): c for c in todo}
+        for future in as_completed(pending):
+            config = pending[future]
+            try:
+                future.result()
+                summary["trained"] += 1
+            except Exception as err:
+                summary["failed"] += 1
+                summary["errors"][config.run_id] = f"{type(err).__name__}: {err}"
+                tqdm.write(f"run {config.run_id} failed: {type(err).__name__}: {err}")
+            bar.update(1)
+    bar.close()
     return summary
 
 

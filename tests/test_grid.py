@@ -1,0 +1,62 @@
+"""The local grid in several worker processes: ``run_grid(..., workers=2)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import seqnb.grid as grid_mod
+from seqnb.cli import main
+from seqnb.config import RunConfig
+from seqnb.grid import run_grid
+from seqnb.results import ResultStore
+
+TINY = dict(
+    maxlen=5, num_blocks=1, embedding_dim=8, epochs=1, batch_size=16, eval_every=1, device="cpu"
+)
+
+
+def tiny_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.csv"
+    rng = np.random.default_rng(0)
+    lines = ["user,item,timestamp"]
+    for u in range(30):
+        lines += [f"u{u},i{i},{1000 + t}" for t, i in enumerate(rng.integers(1, 21, size=8))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_grid_in_two_worker_processes(tmp_path: Path, monkeypatch) -> None:
+    """Runs happen in the workers (never in the parent) and are stored exactly as a
+    one-process run stores them; a failing run is reported; a second call skips."""
+    path = tiny_csv(tmp_path)
+    good = [RunConfig(dataset=f"csv:{path}", seed=s, **TINY) for s in (0, 1)]
+    missing = RunConfig(dataset=f"csv:{tmp_path}/absent.csv", **TINY)
+    store = ResultStore(tmp_path / "store")
+    reference = ResultStore(tmp_path / "reference")
+    run_grid(good[:1], root=reference.root)  # one process, in this process
+
+    monkeypatch.setattr(grid_mod, "run", lambda *a, **k: pytest.fail("trained in the parent"))
+    summary = run_grid([*good, missing], root=store.root, workers=2)
+    assert (summary["trained"], summary["skipped"], summary["failed"]) == (2, 0, 1)
+    assert "absent.csv" in summary["errors"][missing.run_id]
+    for config in good:
+        assert store.load(config.run_id)["config"]["seed"] == config.seed
+    # same seed, same metrics, whichever process trained it
+    assert store.load(good[0].run_id)["test"] == reference.load(good[0].run_id)["test"]
+
+    again = run_grid(good, root=store.root, workers=2)
+    assert (again["trained"], again["skipped"], again["failed"]) == (0, 2, 0)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_bad_worker_count_is_rejected(workers) -> None:
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        run_grid([], workers=workers)
+
+
+def test_cli_rejects_zero_workers_before_any_work(capsys) -> None:
+    with pytest.raises(SystemExit, match="--workers must be a positive integer"):
+        main(["grid", "--chapter", "maxlen", "--workers", "0"])
