@@ -7,7 +7,8 @@ For each configuration it times, side by side in the same process:
   * one training epoch (Note A: CE over all items at every position, maxlen 50, batch 512;
     Note B: BCE with one negative, batch 256), in fp32 and in bf16;
   * the epoch's unavoidable arithmetic: the logits matmuls ``positions x items x dim``
-    (forward, and the two backward products), timed as bare matmuls of the same shapes;
+    (forward, and the two backward products), timed as bare matmuls of the same shapes
+    (the fastest of both layouts and several chunk sizes);
   * a plain ``F.cross_entropy`` on the same logits, for scale;
   * full-ranking evaluation of every user (seen items removed);
   * MF-BPR epochs (Note B: BPR, batch 256), plain and with neighbour-averaged embeddings,
@@ -55,22 +56,36 @@ def _best_of(fn, repeats: int, dev: torch.device) -> float:
 
 
 def bare_logits_matmuls(positions: int, items: int, dim: int, dtype: torch.dtype,
-                        dev: torch.device, chunk: int = 4096) -> float:
-    """Seconds for Z = H E^T, dH = G E, dE = G^T H over all positions (no softmax)."""
+                        dev: torch.device) -> float:
+    """Seconds for Z = H E^T, dH = G E, dE = G^T H over all positions (no softmax): the
+    fastest of both logits layouts (rows x items, items x rows) and several chunk sizes."""
     H = torch.randn(positions, dim, device=dev).to(dtype)
     E = torch.randn(items, dim, device=dev).to(dtype)
     E_T = E.T.contiguous()
 
-    def run() -> None:
+    def rows_first(chunk: int) -> None:
         dE = torch.zeros(items, dim, device=dev, dtype=dtype)
         for s in range(0, positions, chunk):
             h = H[s : s + chunk]
-            z = h @ E_T  # forward logits
+            z = h @ E_T  # forward logits (c, V)
             _ = z @ E  # gradient w.r.t. hidden
             dE += z.T @ h  # gradient w.r.t. item table
 
-    run()  # warm-up
-    return _best_of(run, 2, dev)
+    def items_first(chunk: int) -> None:
+        dE = torch.zeros(items, dim, device=dev, dtype=dtype)
+        for s in range(0, positions, chunk):
+            h = H[s : s + chunk]
+            z = E @ h.T  # forward logits, transposed (V, c)
+            _ = z.T @ E
+            dE += z @ h
+
+    chunks = (128, 256, 1024, 4096) if dev.type == "cpu" else (1024, 4096, 16384)
+    best = float("inf")
+    for layout in (rows_first, items_first):
+        for chunk in chunks:
+            layout(chunk)  # warm-up
+            best = min(best, _best_of(lambda f=layout, c=chunk: f(c), 2, dev))
+    return best
 
 
 def plain_cross_entropy(positions: int, items: int, dim: int, dtype: torch.dtype,
