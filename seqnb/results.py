@@ -231,6 +231,7 @@ def run(
     if config.max_users is not None and dataset.num_users > config.max_users:
         dataset = dataset.subsample_users(config.max_users, seed=0)
     started = _dt.datetime.now(_dt.timezone.utc)
+    commit = _git_commit()  # the code this process runs, not what HEAD is when it ends
     tick = time.perf_counter()
     outcome = train(
         config,
@@ -250,7 +251,7 @@ def run(
         "dataset_stats": dataset.statistics(),
         "provenance": {
             "seqnb_version": __version__,
-            "git_commit": _git_commit(),
+            "git_commit": commit,
             "device": outcome.device,
             "torch_version": torch.__version__,
             "python": platform.python_version(),
