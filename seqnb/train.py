@@ -201,7 +201,7 @@ class Evaluator:
             if isinstance(model, MFBPR):
                 h = model.user_vectors(self.users[idx])  # (B, d)
             else:
-                h = model.hidden(self.X[idx, -T:], table)[:, -1]  # (B, d)
+                h = model.hidden(self.X[idx, -T:], table, last_only=True)[:, -1]  # (B, d)
             # transposed scores, items x users: E h^T is the fast layout at small d on CPU
             scores = table32 @ h.float().T  # (V+1, B)
             cols = torch.arange(len(idx), device=self.device)
@@ -298,6 +298,7 @@ def train_epoch(t: Trainee) -> float:
     model.train()
     loss_sum = torch.zeros((), device=dev)
     batches = length_sorted_batches(t.lengths, config.batch_size, t.rng)
+    last_only = config.layout == "rolled"
     for idx_np in batches:
         idx = torch.from_numpy(idx_np).to(dev, non_blocking=True)
         T = max(int(t.lengths[idx_np].max()), 1)
@@ -308,12 +309,13 @@ def train_epoch(t: Trainee) -> float:
                 h = model.user_vectors(users)  # (B, d)
                 y = t.Y[idx, 0]
             else:
-                hidden = model.hidden(t.X[idx, -T:], table)  # (B, T, d)
-                y_full = t.Y[idx, -T:]  # (B, T)
+                # rolled samples carry their loss on the last position only
+                hidden = model.hidden(t.X[idx, -T:], table, last_only=last_only)  # (B, T', d)
+                y_full = t.Y[idx, -hidden.shape[1] :]  # (B, T')
                 where = y_full > 0
                 h = hidden[where]  # (N, d) the positions that carry a loss
                 y = y_full[where]
-                users = t.U[idx][:, None].expand(-1, T)[where]
+                users = t.U[idx][:, None].expand(-1, hidden.shape[1])[where]
         h, table = h.float(), table.float()
         if config.loss == "ce":
             loss = chunked_cross_entropy(h, table, y, compute_dtype=compute_dtype)

@@ -75,6 +75,21 @@ def test_trimmed_batch_equals_untrimmed(kind):
             )
 
 
+@pytest.mark.parametrize(
+    ("kind", "num_blocks"), [("sasrec", 0), ("sasrec", 1)] + [(k, 2) for k in SEQUENCE_MODELS]
+)
+def test_last_only_equals_the_last_position(kind, num_blocks):
+    """``last_only=True`` (evaluation, rolled samples) gives exactly the last column of the
+    full output, on a trimmed left-padded batch; for SASRec with any number of blocks."""
+    model = make(kind, num_blocks=num_blocks)
+    X = padded_batch([6, 2, 1, 4, 6])[:, -7:]
+    with torch.no_grad():
+        full = model.hidden(X)
+        last = model.hidden(X, last_only=True)
+    assert last.shape == (5, 1, D)
+    torch.testing.assert_close(last, full[:, -1:], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("kind", SEQUENCE_MODELS)
 def test_output_independent_of_batch_mates(kind):
     """A sequence's output does not depend on the other sequences in its batch (which

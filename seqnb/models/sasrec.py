@@ -37,20 +37,21 @@ class CausalSelfAttention(nn.Module):
     def forward(
         self, q: torch.Tensor, kv: torch.Tensor, mask: torch.Tensor, return_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, T, d = q.shape  # mask: (B, 1, T, T) bool, True = may attend
+        B, Tq, d = q.shape  # queries: all T positions, or only the last (Tq = 1)
+        T = kv.shape[1]  # mask: (B, 1, Tq, T) bool, True = may attend
         h = self.num_heads
-        Q = self.q_proj(q).view(B, T, h, d // h).transpose(1, 2)  # (B, h, T, d/h)
-        K = self.k_proj(kv).view(B, T, h, d // h).transpose(1, 2)
+        Q = self.q_proj(q).view(B, Tq, h, d // h).transpose(1, 2)  # (B, h, Tq, d/h)
+        K = self.k_proj(kv).view(B, T, h, d // h).transpose(1, 2)  # (B, h, T, d/h)
         V = self.v_proj(kv).view(B, T, h, d // h).transpose(1, 2)
         p = self.dropout if self.training else 0.0
         if return_weights:
-            logits = Q @ K.transpose(-1, -2) / math.sqrt(d // h)  # (B, h, T, T)
+            logits = Q @ K.transpose(-1, -2) / math.sqrt(d // h)  # (B, h, Tq, T)
             weights = logits.masked_fill(~mask, float("-inf")).softmax(-1)
             y = F.dropout(weights, p, self.training) @ V
         else:
             weights = None
             y = F.scaled_dot_product_attention(Q, K, V, attn_mask=mask, dropout_p=p)
-        y = y.transpose(1, 2).reshape(B, T, d)  # (B, T, d)
+        y = y.transpose(1, 2).reshape(B, Tq, d)  # (B, Tq, d)
         return self.out_proj(y), weights
 
 
@@ -65,9 +66,18 @@ class Block(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor, return_weights: bool
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        keep: torch.Tensor,
+        return_weights: bool,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, weights = self.attn(self.ln1(x), x, mask, return_weights)
+        q = self.ln1(x)
+        kv = x
+        if last_only:  # every position is still a key; only the last one is computed on
+            q, x, mask, keep = q[:, -1:], x[:, -1:], mask[:, :, -1:], keep[:, -1:]
+        a, weights = self.attn(q, kv, mask, return_weights)
         x = x + self.dropout(a)
         x = self.ln2(x)
         x = x + self.dropout(self.fc2(self.dropout(F.relu(self.fc1(x)))))
@@ -93,12 +103,18 @@ class SASRec(nn.Module):
         self.ln_final = nn.LayerNorm(dim, eps=1e-8)
 
     def hidden(
-        self, seqs: torch.Tensor, table: torch.Tensor | None = None, return_attention: bool = False
+        self,
+        seqs: torch.Tensor,
+        table: torch.Tensor | None = None,
+        return_attention: bool = False,
+        last_only: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """(B, T) left-padded item ids -> (B, T, d) representation at every position.
 
         T may be shorter than maxlen (a trimmed batch): position ids are those the same
-        columns would have in a batch padded to maxlen.
+        columns would have in a batch padded to maxlen. ``last_only``: (B, 1, d), the last
+        position only — the final block then skips the queries, feed-forward and
+        LayerNorms of the other positions (what evaluation and rolled samples need).
         """
         B, T = seqs.shape
         E = self.items.table() if table is None else table  # (V+1, d)
@@ -111,9 +127,12 @@ class SASRec(nn.Module):
         mask = (causal & (seqs > 0)[:, None, :]) | diag  # (B, T, T): real keys, or self
         mask = mask.unsqueeze(1)  # (B, 1, T, T)
         attention = []
-        for block in self.blocks:
-            x, w = block(x, mask, keep, return_attention)
+        for layer, block in enumerate(self.blocks):
+            final = layer == len(self.blocks) - 1
+            x, w = block(x, mask, keep, return_attention, last_only=last_only and final)
             if w is not None:
                 attention.append(w)
+        if last_only:
+            x = x[:, -1:]  # (B, 1, d); already so when there is a block
         x = self.ln_final(x)
         return (x, attention) if return_attention else x

@@ -36,11 +36,16 @@ class STAMP(nn.Module):
         self.mlp_s = nn.Linear(d, d)
         self.mlp_t = nn.Linear(d, d)
 
-    def hidden(self, seqs: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T) left-padded item ids -> (B, T, d) representation of every prefix."""
+    def hidden(
+        self, seqs: torch.Tensor, table: torch.Tensor | None = None, last_only: bool = False
+    ) -> torch.Tensor:
+        """(B, T) left-padded item ids -> (B, T, d) representation of every prefix
+        (``last_only``: (B, 1, d), the whole sequence's)."""
         E = self.items.table() if table is None else table
+        T = seqs.shape[1]
+        Tq = 1 if last_only else T  # prefix ends computed: the last Tq columns
         x = E[seqs]  # (B, T, d), zero rows at padding
-        m_t = x
+        m_t = x[:, -Tq:]  # (B, Tq, d)
         if self.variant == "only_mt":
             return m_t
         h_t = torch.tanh(self.mlp_t(m_t))
@@ -48,12 +53,11 @@ class STAMP(nn.Module):
             return h_t
         real = (seqs > 0).to(x.dtype)  # (B, T)
         m_s = x.cumsum(1) / real.cumsum(1).clamp(min=1).unsqueeze(-1)  # (B, T, d)
-        query = self.w2(m_t) + self.w3(m_s)  # (B, T, d) one per prefix end t
+        query = self.w2(m_t) + self.w3(m_s[:, -Tq:])  # (B, Tq, d) one per prefix end t
         keys = self.w1(x)  # (B, T, d) one per item i
         a = self.w0(torch.sigmoid(keys[:, None, :, :] + query[:, :, None, :])).squeeze(-1)
-        T = seqs.shape[1]
-        visible = torch.ones(T, T, dtype=torch.bool, device=seqs.device).tril()  # i <= t
-        a = a * (visible & (seqs > 0)[:, None, :])  # (B, T, T)
-        m_a = a @ x  # (B, T, d)
+        visible = torch.ones(T, T, dtype=torch.bool, device=seqs.device).tril()[-Tq:]  # i <= t
+        a = a * (visible & (seqs > 0)[:, None, :])  # (B, Tq, T)
+        m_a = a @ x  # (B, Tq, d)
         h_s = torch.tanh(self.mlp_s(m_a))
         return h_s * h_t

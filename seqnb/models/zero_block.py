@@ -16,7 +16,10 @@ class ZeroBlock(nn.Module):
         super().__init__()
         self.items = items
 
-    def hidden(self, seqs: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T) item ids -> (B, T, d): position t is represented by item t alone."""
+    def hidden(
+        self, seqs: torch.Tensor, table: torch.Tensor | None = None, last_only: bool = False
+    ) -> torch.Tensor:
+        """(B, T) item ids -> (B, T, d): position t is represented by item t alone
+        (``last_only``: (B, 1, d), the last position)."""
         E = self.items.table() if table is None else table
-        return E[seqs]
+        return E[seqs[:, -1:]] if last_only else E[seqs]
