@@ -597,8 +597,9 @@ def band_heatmaps(bands: pd.DataFrame, metric: str = "NDCG@10", provenance: Any 
     for model in dict.fromkeys(data["model"]):
         sub = data[data["model"] == model]
         lo, hi = float(sub["mean"].min()), float(sub["mean"].max())
-        per_model.append(heat(sub, "mean", alt.Scale(scheme="viridis",
-                                                     domain=[lo, hi] if hi > lo else None),
+        # one stored band (lo == hi): let Vega pick the domain
+        domain = {"domain": [lo, hi]} if hi > lo else {}
+        per_model.append(heat(sub, "mean", alt.Scale(scheme="viridis", **domain),
                               ".4f", f"test {metric}", f"{metric} ({model})",
                               f"datum.mean < {lo + 0.45 * (hi - lo)!r}"))
     top = alt.hconcat(*per_model).resolve_scale(color="independent")
