@@ -251,7 +251,7 @@ def claim_checks(norm_stats: pd.DataFrame, tolerance: float = 0.25,
         if d["model"] == "MF-BPR":
             claim = "norm grows with training frequency"
             ok = bool(np.isfinite(rho) and rho > 0 and p < alpha and ratio > 1 + tolerance)
-            evidence = (f"Spearman ρ (seen items) = {_rho(rho)} (p = {_p(p)}); most/least "
+            evidence = (f"Spearman ρ (seen items) = {_rho(rho)} ({_p(p)}); most/least "
                         f"frequent tenth median norm ratio = {ratio:.2f}")
         else:
             claim = "norm does not grow with frequency once an item is seen"
@@ -282,9 +282,10 @@ def _rho(rho: float) -> str:
 
 
 def _p(p: float) -> str:
+    """'p = 0.03', 'p < 1e-300' (underflow), 'p n/a'."""
     if not np.isfinite(p):
-        return "n/a"
-    return "< 1e-300" if p == 0 else f"{p:.2g}"
+        return "p n/a"
+    return "p < 1e-300" if p == 0 else f"p = {p:.2g}"
 
 
 # ----- the band sweep -------------------------------------------------------------------------
