@@ -81,7 +81,7 @@ class Block(nn.Module):
         x = x + self.dropout(a)
         x = self.ln2(x)
         x = x + self.dropout(self.fc2(self.dropout(F.relu(self.fc1(x)))))
-        return x * keep, weights  # keep: (B, T, 1) zero at padding
+        return x * keep, weights  # keep: (B, T, 1) (or (B, 1, 1)), zero at padding
 
 
 class SASRec(nn.Module):
