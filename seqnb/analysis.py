@@ -252,7 +252,8 @@ def maxlen_gain(frame: pd.DataFrame, metric: str = PAIRED_METRIC) -> pd.DataFram
 
     The best maxlen is picked on the *test* mean, so the gain is an optimistic upper bound
     on what a longer context buys. When maxlen 1 is not in the grid, the smallest maxlen is
-    the reference (``reference_maxlen`` says which).
+    the reference (``reference_maxlen`` says which). A data set with a single stored maxlen
+    has no gain to report and gets no row.
     """
     cols = ["dataset", "reference_maxlen", "at_reference", "best_maxlen", "at_best",
             "maxlen_gain", "seeds"]
@@ -262,6 +263,8 @@ def maxlen_gain(frame: pd.DataFrame, metric: str = PAIRED_METRIC) -> pd.DataFram
     means = frame.groupby(["dataset", "maxlen"], sort=False)[metric].agg(["mean", "count"])
     for dataset in dict.fromkeys(frame["dataset"]):
         curve = means.loc[dataset].sort_index()
+        if len(curve) < 2:
+            continue  # nothing to compare with yet
         ref = int(curve.index.min())
         best = int(curve["mean"].idxmax())
         rows.append({

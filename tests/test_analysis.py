@@ -191,6 +191,10 @@ def test_maxlen_gain_hand_worked():
     assert out.loc["A", "maxlen_gain"] == pytest.approx(0.2)
     assert out.loc["A", "seeds"] == 2
     assert out.loc["B", "best_maxlen"] == 1 and out.loc["B", "maxlen_gain"] == 0.0
+    # one stored maxlen is no evidence of "no gain": the data set gets no row
+    single = pd.concat([frame, pd.DataFrame({"dataset": ["C"], "maxlen": [1], "seed": [0],
+                                             "NDCG@10": [0.2]})])
+    assert "C" not in set(analysis.maxlen_gain(single)["dataset"])
 
 
 def test_shuffle_drop_and_sequentiality_summary():
