@@ -218,9 +218,15 @@ plots.style_table(table, caption=plots.provenance_caption(runs))
 # %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
-    if gain.empty:
+    if frame.empty:
         lines.append("No maxlen runs are stored yet, so this chapter cannot answer its "
                      "question yet; the commands above produce the runs.")
+    elif gain.empty:
+        stored = ", ".join(f"{plots.short_name(d)}: maxlen {sorted(set(g['maxlen']))}"
+                           for d, g in frame.groupby("dataset", sort=False))
+        lines.append(f"Only one context length is stored per data set so far ({stored}), "
+                     "so there is no gain to measure yet; the commands above produce the "
+                     "other runs.")
     else:
         verdicts = {}
         for row in gain_table.itertuples():
