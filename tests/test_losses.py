@@ -51,7 +51,8 @@ def test_chunked_ce_equals_cross_entropy_fp32(chunk):
 
 def test_chunked_ce_scales_with_grad_output_and_large_logits():
     """Gradients follow the upstream gradient (here 3x the loss), and large logits
-    (|z| ~ 100) stay finite and exact thanks to the max subtraction."""
+    (|z| ~ 100, where shifting by the target's logit overflows) stay finite and exact: the
+    chunk falls back to shifting by the column maxima."""
     hidden, table, targets = ce_problem(seed=1)
     hidden = hidden * 10  # logits of order 100: a naive exp overflows
     ref_loss, ref_dh, ref_de = reference_ce(hidden, table, targets)
@@ -60,6 +61,22 @@ def test_chunked_ce_scales_with_grad_output_and_large_logits():
     torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(dh, 3 * ref_dh, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(de, 3 * ref_de, rtol=1e-4, atol=1e-6)
+
+
+def test_chunked_ce_mixed_chunk_some_columns_far_above_target():
+    """In one chunk most rows are ordinary and one has a wrong item 200 above its target
+    (exp overflows under the target shift): all rows still match F.cross_entropy."""
+    hidden, table, targets = ce_problem(n=16, items=20, dim=4, seed=4)
+    table[7] = 0.0
+    table[7, 0] = 100.0
+    hidden[3] = 0.0
+    hidden[3, 0] = 2.0  # row 3 scores item 7 at 200
+    targets[3] = 2
+    ref_loss, ref_dh, ref_de = reference_ce(hidden, table, targets)
+    loss, dh, de = chunked(hidden, table, targets, chunk=16)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(dh, ref_dh, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(de, ref_de, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("chunk", [4, 13])

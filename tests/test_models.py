@@ -132,6 +132,25 @@ def test_sasrec_attention_reads_earlier_items():
         torch.testing.assert_close(zero.hidden(X)[:, -1], zero.hidden(Y)[:, -1], rtol=0, atol=0)
 
 
+def test_dropout_rate_scale_and_repeatability():
+    """The CPU dropout drops a share p of the entries (here 0.3, within 4 standard errors),
+    scales the kept ones by 1/(1-p), passes the same mask to the gradient, repeats under
+    the same seed, and is the identity in evaluation or at p = 0."""
+    from seqnb.models.sasrec import dropout
+
+    x = torch.ones(400, 500, requires_grad=True)
+    torch.manual_seed(0)
+    y = dropout(x, 0.3, training=True)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.3) < 4 * (0.3 * 0.7 / x.numel()) ** 0.5
+    torch.testing.assert_close(y[y != 0], torch.full_like(y[y != 0], 1 / 0.7))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x, 0.3, training=True), y)
+    assert dropout(x, 0.3, training=False) is x and dropout(x, 0.0, training=True) is x
+
+
 def test_sasrec_zero_blocks_via_config():
     """build_model accepts num_blocks=0 and the model scores a batch."""
     ds = from_sequences("tiny", [[1, 2, 3, 4], [2, 3, 4, 5], [5, 1, 2]])

@@ -24,6 +24,17 @@ from torch import nn
 from seqnb.models.embeddings import ItemTable
 
 
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout``; on CPUs the mask comes from 31-bit random integers (``r < p 2^31``
+    drops), several times faster there than the ``bernoulli_`` that ``F.dropout`` draws."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, True)
+    r = torch.empty(x.shape, dtype=torch.int32, device=x.device).random_()  # [0, 2^31)
+    return x * (r >= round(p * 2**31)).to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
         super().__init__()
@@ -44,10 +55,13 @@ class CausalSelfAttention(nn.Module):
         K = self.k_proj(kv).view(B, T, h, d // h).transpose(1, 2)  # (B, h, T, d/h)
         V = self.v_proj(kv).view(B, T, h, d // h).transpose(1, 2)
         p = self.dropout if self.training else 0.0
-        if return_weights:
+        # explicit attention when the weights are wanted, or for dropout on a CPU (where
+        # SDPA's own dropout is the slow bernoulli_); otherwise the fused kernel
+        if return_weights or (p > 0.0 and q.device.type == "cpu"):
             logits = Q @ K.transpose(-1, -2) / math.sqrt(d // h)  # (B, h, Tq, T)
             weights = logits.masked_fill(~mask, float("-inf")).softmax(-1)
-            y = F.dropout(weights, p, self.training) @ V
+            y = dropout(weights, p, self.training) @ V
+            weights = weights if return_weights else None
         else:
             weights = None
             y = F.scaled_dot_product_attention(Q, K, V, attn_mask=mask, dropout_p=p)
@@ -63,7 +77,7 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(dim, eps=1e-8)
         self.fc1 = nn.Linear(dim, dim)
         self.fc2 = nn.Linear(dim, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
 
     def forward(
         self,
@@ -78,9 +92,10 @@ class Block(nn.Module):
         if last_only:  # every position is still a key; only the last one is computed on
             q, x, mask, keep = q[:, -1:], x[:, -1:], mask[:, :, -1:], keep[:, -1:]
         a, weights = self.attn(q, kv, mask, return_weights)
-        x = x + self.dropout(a)
+        p, training = self.dropout, self.training
+        x = x + dropout(a, p, training)
         x = self.ln2(x)
-        x = x + self.dropout(self.fc2(self.dropout(F.relu(self.fc1(x)))))
+        x = x + dropout(self.fc2(dropout(F.relu(self.fc1(x)), p, training)), p, training)
         return x * keep, weights  # keep: (B, T, 1) (or (B, 1, 1)), zero at padding
 
 
@@ -98,7 +113,7 @@ class SASRec(nn.Module):
         self.items = items
         self.maxlen = maxlen
         self.pos = nn.Embedding(maxlen, dim)
-        self.emb_dropout = nn.Dropout(dropout)
+        self.dropout = dropout
         self.blocks = nn.ModuleList(Block(dim, num_heads, dropout) for _ in range(num_blocks))
         self.ln_final = nn.LayerNorm(dim, eps=1e-8)
 
@@ -121,7 +136,7 @@ class SASRec(nn.Module):
         keep = (seqs > 0).unsqueeze(-1)  # (B, T, 1)
         positions = torch.arange(self.maxlen - T, self.maxlen, device=seqs.device)  # (T,)
         x = E[seqs] * math.sqrt(E.shape[1]) + self.pos(positions)  # (B, T, d)
-        x = self.emb_dropout(x) * keep
+        x = dropout(x, self.dropout, self.training) * keep
         causal = torch.ones(T, T, dtype=torch.bool, device=seqs.device).tril()
         diag = torch.eye(T, dtype=torch.bool, device=seqs.device)
         mask = (causal & (seqs > 0)[:, None, :]) | diag  # (B, T, T): real keys, or self
