@@ -134,7 +134,7 @@ def test_sasrec_attention_reads_earlier_items():
 
 def test_dropout_rate_scale_and_repeatability():
     """The CPU dropout drops a share p of the entries (here 0.3, within 4 standard errors),
-    scales the kept ones by 1/(1-p), passes the same mask to the gradient, repeats under
+    scales the kept ones by 1/(1-p) (p on a 2^-16 grid), passes the same mask to the gradient, repeats under
     the same seed, and is the identity in evaluation or at p = 0."""
     from seqnb.models.sasrec import dropout
 
@@ -143,7 +143,8 @@ def test_dropout_rate_scale_and_repeatability():
     y = dropout(x, 0.3, training=True)
     dropped = (y == 0).float().mean().item()
     assert abs(dropped - 0.3) < 4 * (0.3 * 0.7 / x.numel()) ** 0.5
-    torch.testing.assert_close(y[y != 0], torch.full_like(y[y != 0], 1 / 0.7))
+    kept_scale = 65536 / (65536 - round(0.3 * 65536))  # p on a 2^-16 grid
+    torch.testing.assert_close(y[y != 0], torch.full_like(y[y != 0], kept_scale))
     y.sum().backward()
     torch.testing.assert_close(x.grad, y.detach())
     torch.manual_seed(0)

@@ -25,14 +25,18 @@ from seqnb.models.embeddings import ItemTable
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """``F.dropout``; on CPUs the mask comes from 31-bit random integers (``r < p 2^31``
-    drops), several times faster there than the ``bernoulli_`` that ``F.dropout`` draws."""
+    """``F.dropout``; on CPUs the mask comes from 16-bit slices of full-range 64-bit random
+    integers (a quarter of the generator calls), 3-4x faster there than ``F.dropout``'s
+    ``bernoulli_``. The drop probability is ``p`` rounded to a multiple of 2^-16, and the
+    kept entries are scaled by the inverse of its complement (unbiased)."""
     if not training or p == 0.0:
         return x
     if x.device.type != "cpu":
         return F.dropout(x, p, True)
-    r = torch.empty(x.shape, dtype=torch.int32, device=x.device).random_()  # [0, 2^31)
-    return x * (r >= round(p * 2**31)).to(x.dtype).mul_(1.0 / (1.0 - p))
+    drop = round(p * 65536)  # entries with r < drop - 32768 are dropped: P = drop / 2^16
+    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64, device=x.device)
+    r = words.random_(-(2**63), None).view(torch.int16)[: x.numel()].view(x.shape)
+    return x * (r >= drop - 32768).to(x.dtype).mul_(65536 / (65536 - drop))
 
 
 class CausalSelfAttention(nn.Module):
@@ -135,7 +139,7 @@ class SASRec(nn.Module):
         E = self.items.table() if table is None else table  # (V+1, d)
         keep = (seqs > 0).unsqueeze(-1)  # (B, T, 1)
         positions = torch.arange(self.maxlen - T, self.maxlen, device=seqs.device)  # (T,)
-        x = E[seqs] * math.sqrt(E.shape[1]) + self.pos(positions)  # (B, T, d)
+        x = F.embedding(seqs, E) * math.sqrt(E.shape[1]) + self.pos(positions)  # (B, T, d)
         x = dropout(x, self.dropout, self.training) * keep
         causal = torch.ones(T, T, dtype=torch.bool, device=seqs.device).tril()
         diag = torch.eye(T, dtype=torch.bool, device=seqs.device)
