@@ -18,7 +18,7 @@ elementwise pass (the exp); the logits never exist whole. The shift comes from t
 itself (``[E | 1] [H_c | -s]^T``), and because the target's own term is exp(0) = 1 the sum
 cannot underflow; the max pass a softmax usually needs is skipped. Only if some logit lies
 ~69 above the target's (the sum exceeds 1e30) is that chunk redone shifted by its column
-maxima. ``P^T [E | 1]`` gives ``P^T E`` and, in its last column, the sum, so the softmax's
+maxima. ``[E | 1]^T P`` gives ``E^T P`` and, in its last row, the sum, so the softmax's
 normaliser costs no pass of its own either; the
 ``1/sum`` scales the small ``(c, d)`` factors and the onehot touches ``c`` rows. Each
 chunk's logits are kept transposed, items x rows: with ``d = 64`` that product runs up to
@@ -47,6 +47,7 @@ class _ChunkedCE(torch.autograd.Function):
         # [E | 1]: multiplied with [h | -s] it gives the logits shifted by s; multiplied with
         # the softmax block it gives P^T E and, in its last column, the softmax's sum
         E_aug = torch.cat([E, torch.ones(V, 1, dtype=E.dtype, device=E.device)], 1)
+        E_aug_T = E_aug.T.contiguous()  # (d + 1, V): [E|1]^T P runs faster than P^T [E|1]
         E_target = E[targets].float()  # (N, d)
         z_target = (H.float() * E_target).sum(1)  # (N,) the targets' logits
         # Shift each row by its target's logit: the largest term of its softmax sum is then
@@ -67,8 +68,8 @@ class _ChunkedCE(torch.autograd.Function):
                 out = buffer if c == buffer.shape[1] else None
                 z = torch.mm(E_aug, h_aug.T, out=out)  # (V, c) shifted logits, transposed
                 z.exp_()  # P, unnormalised
-                pe = z.T @ E_aug  # (c, d + 1): P^T E and the sum of P
-                total = pe[:, d].float()
+                pe = E_aug_T @ z  # (d + 1, c): E^T P and the sum of P
+                total = pe[d].float()
                 if attempt == 1 or bool((total <= 1e30).all()):
                     break
                 # rare: a logit far above the target's; shift by the column maxima instead
@@ -81,7 +82,7 @@ class _ChunkedCE(torch.autograd.Function):
                 inv = (1.0 / total)[:, None]  # (c, 1)
                 h = H[rows]
                 dh = d_hidden[rows]
-                torch.mul(pe[:, :d], inv, out=dh).sub_(E_target[rows])
+                torch.mul(pe[:d].T, inv, out=dh).sub_(E_target[rows])
                 if compute_dtype == torch.float32:
                     d_table.addmm_(z, h * inv)
                 else:
