@@ -150,6 +150,8 @@ def test_dropout_rate_scale_and_repeatability():
     torch.manual_seed(0)
     assert torch.equal(dropout(x, 0.3, training=True), y)
     assert dropout(x, 0.3, training=False) is x and dropout(x, 0.0, training=True) is x
+    odd = dropout(torch.ones(3, 5, 7), 0.5, training=True)  # numel not a multiple of 4
+    assert odd.shape == (3, 5, 7) and set(odd.unique().tolist()) <= {0.0, 2.0}
 
 
 def test_sasrec_zero_blocks_via_config():
