@@ -3,7 +3,7 @@
     runs = chapter_runs("zero_block", profile="book", datasets=None, seeds=[0, 1, 2])
     runs.frame      one row per stored run (config, test metrics, extra tests, provenance)
     runs.missing    configurations the profile needs but the store lacks (book profile)
-    runs.provenance a one-line summary: devices, dates, epochs, seeds
+    runs.provenance a one-line summary: devices, dates, epochs, seeds, seqnb commits
 
 ``smoke`` trains a reduced grid on 300 real users into a temporary store; ``full`` trains
 whatever is missing into ``results/``; ``book`` only loads, and lists what is missing with
@@ -82,7 +82,7 @@ class ChapterRuns:
 
     @property
     def provenance(self) -> str:
-        """Devices, dates, epochs and seeds of the runs shown."""
+        """Devices, dates, epochs, seeds and seqnb commits of the runs shown."""
         if self.frame.empty:
             return "no stored runs"
         f = self.frame
@@ -91,9 +91,15 @@ class ChapterRuns:
         devices = "; ".join(sorted(set(f["device_name"])))
         epochs = ", ".join(str(e) for e in sorted(set(f["epochs_run"])))
         seeds = sorted(set(f["seed"]))
+        commits = f["git_commit"] if "git_commit" in f else pd.Series(dtype=object)
+        code = ", ".join(sorted({
+            c[:7] + ("+dirty" if c.endswith("+dirty") else "") if c != "unknown" else c
+            for c in commits.dropna()
+        }))
         return (
             f"{len(f)} runs · device: {devices} · trained {date} · epochs: {epochs} · "
             f"seeds: {', '.join(map(str, seeds))} ({len(seeds)})"
+            + (f" · code: {code}" if code else "")
             + ("" if self.profile != "smoke" else " · SMOKE profile: 300 users, 2 epochs")
         )
 

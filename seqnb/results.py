@@ -314,6 +314,7 @@ def results_frame(results: Iterable[dict[str, Any]]) -> pd.DataFrame:
             started=prov.get("started"),
             wall_seconds=prov.get("wall_seconds"),
             epochs_run=prov.get("epochs_run"),
+            git_commit=prov.get("git_commit"),
         )
         rows.append(row)
     return pd.DataFrame(rows)

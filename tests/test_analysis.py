@@ -341,3 +341,22 @@ def test_provenance_caption_accepts_runs_lists_and_strings():
     assert plots.provenance_caption(runs) == "Runs shown: 3 runs · device: cpu"
     assert plots.provenance_caption("x") == "Runs shown: x"
     assert plots.provenance_caption([runs, runs]).count("maxlen: ") == 2
+
+
+def test_chapter_provenance_names_devices_seeds_and_code_commits():
+    """The provenance line lists each distinct device and seqnb commit (short, '+dirty'
+    kept) of the runs shown."""
+    from seqnb.chapter import ChapterRuns
+
+    frame = pd.DataFrame({
+        "started": ["2026-12-01T10:00:00", "2026-12-02T09:00:00", "2026-12-02T11:00:00"],
+        "device_name": ["cpu (A)", "cpu (B)", "cpu (B)"],
+        "epochs_run": [100, 100, 80],
+        "seed": [0, 0, 1],
+        "git_commit": ["a" * 40, "b" * 40 + "+dirty", "a" * 40],
+    })
+    runs = ChapterRuns("maxlen", "book", [], [], [], store=None, frame=frame)  # type: ignore[arg-type]
+    assert runs.provenance == (
+        "3 runs · device: cpu (A); cpu (B) · trained 2026-12-01 to 2026-12-02 · "
+        "epochs: 80, 100 · seeds: 0, 1 (2) · code: aaaaaaa, bbbbbbb+dirty"
+    )
