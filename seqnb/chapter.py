@@ -91,11 +91,8 @@ class ChapterRuns:
         devices = "; ".join(sorted(set(f["device_name"])))
         epochs = ", ".join(str(e) for e in sorted(set(f["epochs_run"])))
         seeds = sorted(set(f["seed"]))
-        commits = f["git_commit"] if "git_commit" in f else pd.Series(dtype=object)
-        code = ", ".join(sorted({
-            c[:7] + ("+dirty" if c.endswith("+dirty") else "") if c != "unknown" else c
-            for c in commits.dropna()
-        }))
+        commits = f["git_commit"].dropna() if "git_commit" in f else []
+        code = ", ".join(sorted({_short_commit(c) for c in commits}))
         return (
             f"{len(f)} runs · device: {devices} · trained {date} · epochs: {epochs} · "
             f"seeds: {', '.join(map(str, seeds))} ({len(seeds)})"
@@ -111,6 +108,13 @@ class ChapterRuns:
                 for c in self.missing
             ]
         )
+
+
+def _short_commit(commit: str) -> str:
+    """'3b26559eb07b…' -> '3b26559', keeping a '+dirty' mark; 'unknown' stays."""
+    if commit == "unknown":
+        return commit
+    return commit[:7] + ("+dirty" if commit.endswith("+dirty") else "")
 
 
 def chapter_runs(

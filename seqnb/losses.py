@@ -19,10 +19,9 @@ itself (``[E | 1] [H_c | -s]^T``), and because the target's own term is exp(0) =
 cannot underflow; the max pass a softmax usually needs is skipped. Only if some logit lies
 ~69 above the target's (the sum exceeds 1e30) is that chunk redone shifted by its column
 maxima. ``[E | 1]^T P`` gives ``E^T P`` and, in its last row, the sum, so the softmax's
-normaliser costs no pass of its own either; the
-``1/sum`` scales the small ``(c, d)`` factors and the onehot touches ``c`` rows. Each
-chunk's logits are kept transposed, items x rows: with ``d = 64`` that product runs up to
-2.5x faster on CPUs than ``H_c E^T``.
+normaliser costs no pass of its own either; the ``1/sum`` scales the small ``(c, d)``
+factors and the onehot touches ``c`` rows. Each chunk's logits are kept transposed, items x
+rows: with ``d = 64`` that product runs up to 2.5x faster on CPUs than ``H_c E^T``.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ class _ChunkedCE(torch.autograd.Function):
         H = hidden.detach().to(compute_dtype)
         E = table.detach().to(compute_dtype)
         # [E | 1]: multiplied with [h | -s] it gives the logits shifted by s; multiplied with
-        # the softmax block it gives P^T E and, in its last column, the softmax's sum
+        # the softmax block it gives E^T P and, in its last row, the softmax's sum
         E_aug = torch.cat([E, torch.ones(V, 1, dtype=E.dtype, device=E.device)], 1)
         E_aug_T = E_aug.T.contiguous()  # (d + 1, V): [E|1]^T P runs faster than P^T [E|1]
         E_target = E[targets].float()  # (N, d)
@@ -122,7 +121,6 @@ def chunked_cross_entropy(
         chunk = DEFAULT_CHUNK.get(hidden.device.type, 1024)
         if hidden.device.type == "cpu" and dtype == torch.bfloat16:
             chunk *= 2  # the same bytes per block
-
     return _ChunkedCE.apply(hidden, table, targets.long(), chunk, dtype)
 
 
