@@ -29,9 +29,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# rows per chunk (fp32): on CPU a chunk's (items x rows) logits should stay in cache, so
-# bf16 chunks have twice the rows; on a GPU large chunks keep the device busy
-DEFAULT_CHUNK = {"cpu": 128, "cuda": 4096}
+# rows per chunk (fp32). On CPUs with AVX-512 the matmuls are fast enough that memory
+# traffic decides, and a chunk's (items x rows) logits should stay near the cores: 128 rows.
+# With AVX2 only, the matmuls decide, and larger ones run faster: 512 rows (a Beauty CE
+# epoch 5% faster there than with 128). bf16 chunks have twice the rows (the same bytes);
+# on a GPU large chunks keep the device busy.
+DEFAULT_CHUNK = {"cpu": 128, "cpu_avx2": 512, "cuda": 4096}
+
+
+def default_chunk(device: torch.device, dtype: torch.dtype) -> int:
+    """Rows per CE chunk on ``device`` (fixed per machine, so runs stay repeatable)."""
+    if device.type != "cpu":
+        return DEFAULT_CHUNK.get(device.type, 1024)
+    avx512 = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    chunk = DEFAULT_CHUNK["cpu" if avx512 else "cpu_avx2"]
+    return chunk * 2 if dtype == torch.bfloat16 else chunk
 
 
 class _ChunkedCE(torch.autograd.Function):
@@ -110,17 +122,15 @@ def chunked_cross_entropy(
     """Mean softmax cross-entropy of ``hidden @ table.T`` against ``targets``.
 
     Equal to ``F.cross_entropy(hidden @ table.T, targets)`` (up to float rounding), without
-    materialising the logits; ``chunk`` rows at a time (default: 128 on CPU, 256 there in
-    bf16, 4096 on CUDA). ``compute_dtype=torch.bfloat16`` runs the matmuls and the exp in
-    bf16 (the loss and the gradients accumulate in fp32).
+    materialising the logits; ``chunk`` rows at a time (default: :func:`default_chunk`).
+    ``compute_dtype=torch.bfloat16`` runs the matmuls and the exp in bf16 (the loss and the
+    gradients accumulate in fp32).
     """
     if hidden.shape[0] == 0:
         return hidden.sum() * 0.0
     dtype = compute_dtype or hidden.dtype
     if chunk is None:
-        chunk = DEFAULT_CHUNK.get(hidden.device.type, 1024)
-        if hidden.device.type == "cpu" and dtype == torch.bfloat16:
-            chunk *= 2  # the same bytes per block
+        chunk = default_chunk(hidden.device, dtype)
     return _ChunkedCE.apply(hidden, table, targets.long(), chunk, dtype)
 
 
