@@ -25,6 +25,7 @@ import argparse
 import json
 import platform
 import resource
+import sys
 import time
 from typing import Any
 
@@ -36,6 +37,7 @@ from seqnb.config import note_a, note_b
 from seqnb.data import load_dataset
 from seqnb.models import build_model
 from seqnb.models.embeddings import cooccurrence_band
+from seqnb.results import _git_commit
 from seqnb.train import Evaluator, device_name, native_bf16, prepare, train_epoch
 
 
@@ -210,7 +212,13 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write the table as JSON here")
     args = parser.parse_args()
     devices = [args.device] if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    report = {"machine": platform.platform(), "torch": torch.__version__, "runs": []}
+    report = {
+        "machine": platform.platform(),
+        "torch": torch.__version__,
+        "seqnb_commit": _git_commit(),
+        "command": "python benchmarks/speed.py " + " ".join(sys.argv[1:]),
+        "runs": [],
+    }
     for name in devices:
         dev = torch.device(name)
         for row in bench(args.dataset, dev, args.epochs):
