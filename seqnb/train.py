@@ -303,7 +303,9 @@ def train_epoch(t: Trainee) -> float:
         idx = torch.from_numpy(idx_np).to(dev, non_blocking=True)
         T = max(int(t.lengths[idx_np].max()), 1)
         with _autocast(dev, config.precision):
-            table = model.items.table()  # (V+1, d)
+            # MF with a sampled loss scores a few hundred items: their rows are enough
+            rows_only = t.X is None and config.loss != "ce"
+            table = None if rows_only else model.items.table()  # (V+1, d)
             if t.X is None:  # MF: one (user, item) pair per sample
                 users = t.U[idx]
                 h = model.user_vectors(users)  # (B, d)
@@ -316,12 +318,16 @@ def train_epoch(t: Trainee) -> float:
                 h = hidden[where]  # (N, d) the positions that carry a loss
                 y = y_full[where]
                 users = t.U[idx][:, None].expand(-1, hidden.shape[1])[where]
-        h, table = h.float(), table.float()
+        h = h.float()
         if config.loss == "ce":
-            loss = chunked_cross_entropy(h, table, y, compute_dtype=compute_dtype)
+            loss = chunked_cross_entropy(h, table.float(), y, compute_dtype=compute_dtype)
         else:
-            negatives = t.sampler.sample(users, config.num_negatives, t.gen)
-            loss = (sampled_bce if config.loss == "bce" else bpr)(h, table, y, negatives)
+            negatives = t.sampler.sample(users, config.num_negatives, t.gen)  # (N, k)
+            if table is None:  # the batch's distinct items, renumbered 0..n-1
+                ids, inverse = torch.unique(torch.cat([y, negatives.flatten()]), return_inverse=True)
+                table = model.items.rows(ids)  # (n, d)
+                y, negatives = inverse[: len(y)], inverse[len(y) :].view_as(negatives)
+            loss = (sampled_bce if config.loss == "bce" else bpr)(h, table.float(), y, negatives)
         t.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         t.optimizer.step()

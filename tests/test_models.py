@@ -410,3 +410,28 @@ def test_binary_matrix_product_and_gradient_match_dense():
     torch.testing.assert_close(X.grad, torch.from_numpy(M.T).float() @ G)
     with pytest.raises(ValueError, match="0/1"):
         BinaryMatrix(sp.csr_matrix(M * 2))
+
+
+@pytest.mark.parametrize("self_loops", [True, False])
+@pytest.mark.parametrize("band", [(0, 1), (1, 2), (0, 100)])
+@pytest.mark.parametrize("ids", [[3, 0, 7, 8, 3, 1, 6, 2, 5], [7, 0, 8, 7]])
+def test_table_rows_equal_the_whole_table_rows(self_loops, band, ids):
+    """``rows(ids)`` (a batch's rows only) equals ``table()[ids]`` in value and gradient,
+    for repeated ids, padding, items outside the band and an item never trained; both when
+    the rows are summed directly (few entries: the second ids) and when the whole table is
+    cheaper (the first ids, for the wide bands)."""
+    train = [np.array(s) for s in GRAPH_TRAIN]
+    freq = frequency(train, GRAPH_ITEMS)
+    torch.manual_seed(1)
+    table = NeighbourAveragedTable(GRAPH_ITEMS, 4, freq, band, train, self_loops)
+    ids = torch.tensor(ids)
+    G = torch.randn(len(ids), 4)
+    (table.table()[ids] * G).sum().backward()
+    whole_grad = table.weight.grad.clone()
+    table.weight.grad = None
+    got = table.rows(ids)
+    torch.testing.assert_close(got, table.table()[ids].detach())
+    (got * G).sum().backward()
+    torch.testing.assert_close(table.weight.grad, whole_grad)
+    plain = ItemTable(GRAPH_ITEMS, 4)
+    torch.testing.assert_close(plain.rows(ids), plain.table()[ids])

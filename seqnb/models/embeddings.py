@@ -41,6 +41,10 @@ class ItemTable(nn.Module):
         pad[0] = 0
         return self.weight * pad
 
+    def rows(self, items: torch.Tensor) -> torch.Tensor:
+        """(n,) item ids -> (n, d): ``table()[items]`` without computing the whole table."""
+        return self.weight[items] * (items > 0).unsqueeze(-1).to(self.weight.dtype)
+
 
 def cooccurrence_band(
     train_sequences: Sequence[np.ndarray],
@@ -80,6 +84,9 @@ class NeighbourAveragedTable(ItemTable):
     R has one non-zero per (user, distinct item): on Beauty 154k, against 1.1M in the band
     rows of ``A`` for ``[0, 30]``. Both products are sums of rows (``embedding_bag``), and so
     are their gradients.
+
+    :meth:`rows` gives a few rows only (what an MF-BPR batch scores): the same two sums,
+    restricted to the users of those band items and to those users' items.
     """
 
     def __init__(
@@ -110,6 +117,15 @@ class NeighbourAveragedTable(ItemTable):
         self.register_buffer("band_items", torch.from_numpy(band_items).long(), persistent=False)
         self.register_buffer("users_of", _float(users_of), persistent=False)
         self.register_buffer("scale", _float(scale), persistent=False)
+        position = np.full(num_items + 1, -1)
+        position[band_items] = np.arange(len(band_items))  # item id -> its band row, or -1
+        self.register_buffer("band_position", _long(position), persistent=False)
+        csr_band = sp.csr_matrix(R_band_T)
+        csr_band.sort_indices()
+        self.register_buffer("band_users_ptr", _long(csr_band.indptr), persistent=False)
+        self.register_buffer("band_users", _long(csr_band.indices), persistent=False)
+        self.register_buffer("user_items_ptr", _long(R.indptr), persistent=False)
+        self.register_buffer("user_items", _long(R.indices), persistent=False)
 
     def table(self) -> torch.Tensor:
         own = super().table()  # (V+1, d)
@@ -120,6 +136,54 @@ class NeighbourAveragedTable(ItemTable):
             summed = summed - self.users_of[:, None] * own[self.band_items]
         averaged = summed * self.scale[:, None]  # (n_band, d) = A_norm,band E
         return own.index_copy(0, self.band_items, averaged)
+
+    def rows(self, items: torch.Tensor) -> torch.Tensor:
+        """(n,) item ids -> (n, d), equal to ``table()[items]``.
+
+        A band row is summed straight from its users' items: ``sum_{u ni i} sum_{j in u}
+        E_j`` (a user shared by two requested items is summed twice). That is cheaper than
+        the whole table while those entries number fewer than R's non-zeros (rare items,
+        narrow bands); otherwise the whole table is computed and indexed.
+        """
+        which = self.band_position[items]  # (n,) band row, or -1 outside the band
+        inside = torch.nonzero(which >= 0).squeeze(1)  # (m,) positions in ``items``
+        if len(inside) == 0:
+            return super().rows(items)
+        band_rows = which[inside]  # (m,)
+        # the users of each requested band row, and the band row each came from
+        users, row_of_user = _csr_rows(self.band_users_ptr, self.band_users, band_rows)
+        item_counts = self.user_items_ptr[users + 1] - self.user_items_ptr[users]  # |u| each
+        if int(item_counts.sum()) > len(self.user_items):  # the whole table is cheaper
+            return self.table()[items]
+        entries, entry_user = _csr_rows(self.user_items_ptr, self.user_items, users)
+        entry_row = row_of_user[entry_user]  # (nnz,) the band row each item entry sums into
+        E = self.weight  # R never holds the padding column, so no mask is needed here
+        summed = _RowSum.apply(E, entries, entry_row, len(band_rows))  # (m, d) = A_m E
+        if not self.self_loops:
+            summed = summed - self.users_of[band_rows, None] * E[items[inside]]
+        averaged = summed * self.scale[band_rows, None]  # (m, d)
+        return super().rows(items).index_copy(0, inside, averaged)
+
+
+class _RowSum(torch.autograd.Function):
+    """``out[r] = sum of E[index[k]] over k with row[k] == r`` (rows sorted, contiguous);
+    backward by ``index_add_`` (PyTorch's own embedding_bag backward sorts, several times
+    slower here)."""
+
+    @staticmethod
+    def forward(ctx, E, index, row, num_rows):  # type: ignore[override]
+        ctx.save_for_backward(index, row)
+        ctx.num_items = E.shape[0]
+        counts = torch.bincount(row, minlength=num_rows)
+        offsets = torch.cumsum(counts, 0) - counts
+        return F.embedding_bag(index, E, offsets, mode="sum")  # (num_rows, d)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        index, row = ctx.saved_tensors
+        dE = grad.new_zeros(ctx.num_items, grad.shape[1])
+        dE.index_add_(0, index, grad.index_select(0, row))
+        return dE, None, None, None
 
 
 class BinaryMatrix(nn.Module):
@@ -158,6 +222,22 @@ class _BinaryProduct(torch.autograd.Function):
         cols_index, cols_offsets = ctx.saved_tensors
         dx = F.embedding_bag(cols_index, grad.contiguous(), cols_offsets, mode="sum")
         return dx, None, None, None, None
+
+
+def _csr_rows(
+    indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The column indices of CSR ``rows``, concatenated, and for each of them the position
+    in ``rows`` it came from."""
+    starts = indptr[rows]  # (r,)
+    lengths = indptr[rows + 1] - starts  # (r,)
+    offsets = torch.cumsum(lengths, 0) - lengths  # (r,) where each row begins in the output
+    total = int(lengths.sum())
+    which = torch.repeat_interleave(
+        torch.arange(len(rows), device=rows.device), lengths, output_size=total
+    )  # (total,)
+    position = torch.arange(total, device=rows.device) - offsets[which] + starts[which]
+    return indices[position], which
 
 
 def binary_interactions(train_sequences: Sequence[np.ndarray], num_items: int) -> sp.csr_matrix:
