@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py                       # Beauty, CPU (and CUDA when present)
     python benchmarks/speed.py --device cpu --epochs 2 --json out.json
+    python benchmarks/speed.py --parts neighbour      # only MF-BPR and the neighbour average
 
 For each configuration it times, side by side in the same process:
   * one training epoch (Note A: CE over all items at every position, maxlen 50, batch 512;
@@ -112,11 +113,17 @@ def peak_memory_mb(dev: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench(dataset_name: str, dev: torch.device, epochs: int) -> list[dict[str, Any]]:
+PARTS = ("note_a", "note_b", "eval", "neighbour")
+
+
+def bench(
+    dataset_name: str, dev: torch.device, epochs: int, parts: tuple[str, ...] = PARTS
+) -> list[dict[str, Any]]:
     ds = load_dataset(dataset_name)
     rows = []
     precisions = ("fp32", "bf16") if native_bf16(dev) else ("fp32",)
-    for label, make in (("Note A (CE, batch 512)", note_a), ("Note B (BCE, batch 256)", note_b)):
+    sasrec = {"note_a": ("Note A (CE, batch 512)", note_a), "note_b": ("Note B (BCE, batch 256)", note_b)}
+    for label, make in [sasrec[part] for part in sasrec if part in parts]:
         for precision in precisions:
             config = make(dataset_name, precision=precision, device=str(dev))
             trainee = prepare(config, ds, dev)
@@ -139,16 +146,18 @@ def bench(dataset_name: str, dev: torch.device, epochs: int) -> list[dict[str, A
                     plain_cross_entropy(positions, ds.num_items + 1, config.embedding_dim,
                                         dtype, dev), 2)
             rows.append(row)
-    config = note_a(dataset_name, device=str(dev))
-    trainee = prepare(config, ds, dev)
-    evaluator = Evaluator(ds, "test", config.maxlen, remove_seen=True, device=dev)
-    evaluator.ranks(trainee.model)  # warm-up
-    rows.append({
-        "config": f"full-ranking evaluation, {ds.num_users} users x {ds.num_items} items",
-        "precision": "fp32",
-        "eval_s": round(_best_of(lambda: evaluator.ranks(trainee.model), 3, dev), 3),
-    })
-    rows.extend(bench_neighbour_averaging(ds, dev, epochs))
+    if "eval" in parts:
+        config = note_a(dataset_name, device=str(dev))
+        trainee = prepare(config, ds, dev)
+        evaluator = Evaluator(ds, "test", config.maxlen, remove_seen=True, device=dev)
+        evaluator.ranks(trainee.model)  # warm-up
+        rows.append({
+            "config": f"full-ranking evaluation, {ds.num_users} users x {ds.num_items} items",
+            "precision": "fp32",
+            "eval_s": round(_best_of(lambda: evaluator.ranks(trainee.model), 3, dev), 3),
+        })
+    if "neighbour" in parts:
+        rows.extend(bench_neighbour_averaging(ds, dev, epochs))
     for row in rows:
         row["peak_memory_mb"] = round(peak_memory_mb(dev))
         row["native_bf16"] = native_bf16(dev)
@@ -210,6 +219,11 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda (default: both if present)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (best of)")
     parser.add_argument("--json", default=None, help="write the table as JSON here")
+    parser.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=list(PARTS),
+        help="what to time (default all): SASRec Note A / Note B epochs, full-ranking "
+        "evaluation, MF-BPR epochs and the neighbour-averaged table",
+    )
     args = parser.parse_args()
     devices = [args.device] if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     report = {
@@ -221,7 +235,7 @@ def main() -> None:
     }
     for name in devices:
         dev = torch.device(name)
-        for row in bench(args.dataset, dev, args.epochs):
+        for row in bench(args.dataset, dev, args.epochs, tuple(args.parts)):
             row["device"] = device_name(dev)
             report["runs"].append(row)
             print(json.dumps(row))
