@@ -120,12 +120,6 @@ class NeighbourAveragedTable(ItemTable):
         position = np.full(num_items + 1, -1)
         position[band_items] = np.arange(len(band_items))  # item id -> its band row, or -1
         self.register_buffer("band_position", _long(position), persistent=False)
-        csr_band = sp.csr_matrix(R_band_T)
-        csr_band.sort_indices()
-        self.register_buffer("band_users_ptr", _long(csr_band.indptr), persistent=False)
-        self.register_buffer("band_users", _long(csr_band.indices), persistent=False)
-        self.register_buffer("user_items_ptr", _long(R.indptr), persistent=False)
-        self.register_buffer("user_items", _long(R.indices), persistent=False)
 
     def table(self) -> torch.Tensor:
         own = super().table()  # (V+1, d)
@@ -151,11 +145,12 @@ class NeighbourAveragedTable(ItemTable):
             return super().rows(items)
         band_rows = which[inside]  # (m,)
         # the users of each requested band row, and the band row each came from
-        users, row_of_user = _csr_rows(self.band_users_ptr, self.band_users, band_rows)
-        item_counts = self.user_items_ptr[users + 1] - self.user_items_ptr[users]  # |u| each
-        if int(item_counts.sum()) > len(self.user_items):  # the whole table is cheaper
+        R, R_band_T = self.R, self.R_band_T  # their CSR rows: users' items, band items' users
+        users, row_of_user = _csr_rows(R_band_T.rows_ptr, R_band_T.rows_index, band_rows)
+        item_counts = R.rows_ptr[users + 1] - R.rows_ptr[users]  # |u| each
+        if int(item_counts.sum()) > len(R.rows_index):  # the whole table is cheaper
             return self.table()[items]
-        entries, entry_user = _csr_rows(self.user_items_ptr, self.user_items, users)
+        entries, entry_user = _csr_rows(R.rows_ptr, R.rows_index, users)
         entry_row = row_of_user[entry_user]  # (nnz,) the band row each item entry sums into
         E = self.weight  # R never holds the padding column, so no mask is needed here
         summed = _RowSum.apply(E, entries, entry_row, len(band_rows))  # (m, d) = A_m E
@@ -203,11 +198,11 @@ class BinaryMatrix(nn.Module):
         for name, csr in (("rows", m), ("cols", t)):
             csr.sort_indices()
             self.register_buffer(f"{name}_index", _long(csr.indices), persistent=False)
-            self.register_buffer(f"{name}_offsets", _long(csr.indptr[:-1]), persistent=False)
+            self.register_buffer(f"{name}_ptr", _long(csr.indptr), persistent=False)
 
     def __matmul__(self, x: torch.Tensor) -> torch.Tensor:
         return _BinaryProduct.apply(
-            x, self.rows_index, self.rows_offsets, self.cols_index, self.cols_offsets
+            x, self.rows_index, self.rows_ptr[:-1], self.cols_index, self.cols_ptr[:-1]
         )
 
 
