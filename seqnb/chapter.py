@@ -91,7 +91,7 @@ class ChapterRuns:
         devices = "; ".join(sorted(set(f["device_name"])))
         epochs = ", ".join(str(e) for e in sorted(set(f["epochs_run"])))
         seeds = sorted(set(f["seed"]))
-        commits = f["git_commit"].dropna() if "git_commit" in f else []
+        commits = [c for cs in f["code_commits"] for c in cs] if "code_commits" in f else []
         code = ", ".join(sorted({_short_commit(c) for c in commits}))
         return (
             f"{len(f)} runs · device: {devices} · trained {date} · epochs: {epochs} · "

@@ -233,13 +233,17 @@ def run(
     started = _dt.datetime.now(_dt.timezone.utc)
     commit = _git_commit()  # the code this process runs, not what HEAD is when it ends
     tick = time.perf_counter()
+    host = platform.node()
     outcome = train(
         config,
         dataset,
         progress=progress,
         checkpoint_dir=store.checkpoint_dir() if store else None,
+        provenance={"started": started.isoformat(timespec="seconds"), "host": host,
+                    "git_commit": commit},
     )
     wall = time.perf_counter() - tick
+    *earlier, last = outcome.segments or [{}]
     result: dict[str, Any] = {
         "run_id": config.run_id,
         "config": config.to_dict(),
@@ -255,13 +259,20 @@ def run(
             "device": outcome.device,
             "torch_version": torch.__version__,
             "python": platform.python_version(),
-            "host": platform.node(),
+            "host": host,
             "started": started.isoformat(timespec="seconds"),
             "wall_seconds": round(wall, 2),
             "train_seconds": round(outcome.train_seconds, 2),
             "epochs_run": outcome.epochs_run,
         },
     }
+    if earlier:  # resumed: every process that trained it, and the wall time they all took
+        segments = [*earlier, {**last, "wall_seconds": round(wall, 2)}]
+        result["provenance"]["segments"] = segments
+        result["provenance"]["started"] = segments[0].get("started", result["provenance"]["started"])
+        result["provenance"]["wall_seconds"] = round(
+            sum(seg.get("wall_seconds") or 0.0 for seg in segments), 2
+        )
     if store is not None:
         store.save(result, outcome.arrays)
         if outcome.best_state is not None:
@@ -309,12 +320,14 @@ def results_frame(results: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 row.update({f"{key}:{m}": v for m, v in value.items()})
         row["best_epoch"] = r.get("best_epoch")
         prov = r.get("provenance", {})
+        segments = prov.get("segments") or [prov]  # a resumed run names every process
         row.update(
-            device_name=prov.get("device"),
+            device_name=" + ".join(dict.fromkeys(s["device"] for s in segments if s.get("device"))) or None,
             started=prov.get("started"),
             wall_seconds=prov.get("wall_seconds"),
             epochs_run=prov.get("epochs_run"),
             git_commit=prov.get("git_commit"),
+            code_commits=tuple(dict.fromkeys(s["git_commit"] for s in segments if s.get("git_commit"))),
         )
         rows.append(row)
     return pd.DataFrame(rows)

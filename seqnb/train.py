@@ -88,6 +88,9 @@ class TrainOutcome:
     train_seconds: float = 0.0
     device: str = ""
     best_state: dict[str, torch.Tensor] | None = None
+    # one entry per process that trained this run (several when it was resumed): who ran
+    # which epochs, where, for how long; the last is this process's
+    segments: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ----- training samples ----------------------------------------------------------------------
@@ -341,8 +344,15 @@ def train(
     device: str | torch.device | None = None,
     progress: bool = True,
     checkpoint_dir: Path | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> TrainOutcome:
-    """Train ``config`` on ``dataset``; validate every ``eval_every`` epochs; test the best."""
+    """Train ``config`` on ``dataset``; validate every ``eval_every`` epochs; test the best.
+
+    ``provenance`` (e.g. start time, host, code commit) is recorded with the epochs this call
+    trains in ``TrainOutcome.segments``, and kept in the resume checkpoint, so a run finished
+    by a later process still says which process trained which epochs.
+    """
+    started = time.perf_counter()
     dev = pick_device(config.device if device is None else str(device))
     if config.precision == "bf16" and not native_bf16(dev):
         warnings.warn(
@@ -360,6 +370,7 @@ def train(
     state_path = checkpoint_dir / f"{config.run_id}.resume.pt" if checkpoint_dir else None
     start_epoch, curve, best = 1, [], {"ndcg": -1.0, "epoch": 0, "state": None}
     train_seconds = 0.0
+    earlier_segments: list[dict[str, Any]] = []
     if state_path is not None and state_path.exists():
         saved = torch.load(state_path, map_location=dev, weights_only=False)
         model.load_state_dict(saved["model"])
@@ -369,6 +380,19 @@ def train(
         t.gen.set_state(saved["torch_gen"])
         torch.set_rng_state(saved["torch_rng"])
         train_seconds = saved["train_seconds"]
+        # checkpoints written before segments were recorded: what is known of that process
+        earlier_segments = saved.get("segments") or [
+            {"first_epoch": 1, "last_epoch": saved["epoch"], "recorded": False}
+        ]
+
+    def this_segment(last_epoch: int) -> dict[str, Any]:
+        return {
+            **(provenance or {}),
+            "device": device_name(dev),
+            "first_epoch": start_epoch,
+            "last_epoch": last_epoch,
+            "wall_seconds": round(time.perf_counter() - started, 2),
+        }
 
     bar = tqdm(
         range(start_epoch, config.epochs + 1),
@@ -405,6 +429,7 @@ def train(
                         "torch_gen": t.gen.get_state(),
                         "torch_rng": torch.get_rng_state(),
                         "train_seconds": train_seconds,
+                        "segments": [*earlier_segments, this_segment(epoch)],
                     },
                     state_path,
                 )
@@ -418,6 +443,7 @@ def train(
     outcome.epochs_run = config.epochs
     outcome.train_seconds = train_seconds
     outcome.best_state = best["state"]
+    outcome.segments = [*earlier_segments, this_segment(config.epochs)]
     return outcome
 
 

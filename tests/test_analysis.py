@@ -353,10 +353,12 @@ def test_chapter_provenance_names_devices_seeds_and_code_commits():
         "device_name": ["cpu (A)", "cpu (B)", "cpu (B)"],
         "epochs_run": [100, 100, 80],
         "seed": [0, 0, 1],
-        "git_commit": ["a" * 40, "b" * 40 + "+dirty", "a" * 40],
+        "git_commit": ["a" * 40, "b" * 40 + "+dirty", "c" * 40],
+        # the third run was resumed: begun at commit a, finished at c
+        "code_commits": [("a" * 40,), ("b" * 40 + "+dirty",), ("a" * 40, "c" * 40)],
     })
     runs = ChapterRuns("maxlen", "book", [], [], [], store=None, frame=frame)  # type: ignore[arg-type]
     assert runs.provenance == (
         "3 runs · device: cpu (A); cpu (B) · trained 2026-12-01 to 2026-12-02 · "
-        "epochs: 80, 100 · seeds: 0, 1 (2) · code: aaaaaaa, bbbbbbb+dirty"
+        "epochs: 80, 100 · seeds: 0, 1 (2) · code: aaaaaaa, bbbbbbb+dirty, ccccccc"
     )

@@ -333,6 +333,44 @@ def test_get_or_run_trains_once_and_stores_the_documented_keys(tmp_path: Path, m
     assert again == stored
 
 
+def test_resumed_run_records_every_process_that_trained_it(tmp_path: Path, monkeypatch) -> None:
+    """A run killed after its epoch-2 checkpoint and finished by a later process (another
+    commit) stores both segments: epochs, commits, devices; its start is the first
+    process's and its wall time the sum of both. The book's tables list both commits."""
+    import torch
+
+    data = from_sequences("tiny", tiny_sequences())
+    config = RunConfig(dataset="tiny", **{**TINY, "epochs": 4, "eval_every": 2})
+    steps = {"n": 0}
+    original_step = torch.optim.Adam.step
+
+    def step_then_die(self, *args, **kwargs):
+        steps["n"] += 1
+        if steps["n"] == 2 * per_epoch + 1:  # first step of epoch 3
+            raise KeyboardInterrupt
+        return original_step(self, *args, **kwargs)
+
+    per_epoch = -(-len(tiny_sequences()) // TINY["batch_size"])
+    monkeypatch.setattr(torch.optim.Adam, "step", step_then_die)
+    monkeypatch.setattr(results_mod, "_git_commit", lambda: "a" * 40)
+    with pytest.raises(KeyboardInterrupt):
+        get_or_run(config, dataset=data, root=tmp_path, progress=False)
+    monkeypatch.setattr(torch.optim.Adam, "step", original_step)
+    monkeypatch.setattr(results_mod, "_git_commit", lambda: "b" * 40)
+    result = get_or_run(config, dataset=data, root=tmp_path, progress=False)
+
+    prov = result["provenance"]
+    first, second = prov["segments"]
+    assert (first["first_epoch"], first["last_epoch"], first["git_commit"]) == (1, 2, "a" * 40)
+    assert (second["first_epoch"], second["last_epoch"], second["git_commit"]) == (3, 4, "b" * 40)
+    assert prov["git_commit"] == "b" * 40 and prov["started"] == first["started"]
+    assert prov["wall_seconds"] == pytest.approx(first["wall_seconds"] + second["wall_seconds"])
+    assert [p["epoch"] for p in result["valid_curve"]] == [2, 4]
+    row = results_frame([ResultStore(tmp_path).load(config.run_id)]).iloc[0]
+    assert row["code_commits"] == ("a" * 40, "b" * 40)
+    assert not list((tmp_path / "checkpoints").glob("*.resume.pt"))
+
+
 def test_csv_dataset_leaves_the_registry_alone(tmp_path: Path) -> None:
     """``csv:PATH`` loads a user,item,timestamp file without registering it for good."""
     path = write_csv(tmp_path / "toy.csv")

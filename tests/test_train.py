@@ -333,6 +333,10 @@ def test_interrupted_run_resumes_to_the_same_result(first_order, tmp_path, monke
     assert all(
         torch.equal(resumed.best_state[k], reference.best_state[k]) for k in resumed.best_state
     )
+    # who trained which epochs: the killed process up to its checkpoint, then this one
+    assert [(g["first_epoch"], g["last_epoch"]) for g in reference.segments] == [(1, 6)]
+    assert [(g["first_epoch"], g["last_epoch"]) for g in resumed.segments] == [(1, 4), (5, 6)]
+    assert all(g["wall_seconds"] >= 0 and g["device"].startswith("cpu") for g in resumed.segments)
 
     steps["n"] = 0
     again = fit(first_order, checkpoint_dir=tmp_path, **kw)
