@@ -514,6 +514,12 @@ def caveats(runs: Any, datasets: Sequence[str] = (), unavailable: Sequence[str] 
             few = ", ".join(f"{d} ({n})" for d, n in seeds.items() if n < 3)
             out.append(f"Fewer than three seeds for: {few}; the ± std and the seed "
                        "averages are less reliable there.")
+    if getattr(runs, "profile", "") != "smoke":
+        still = still_improving(frame)
+        if still:
+            out.append(f"Still improving when training stopped (best validation NDCG@10 at "
+                       f"the last epoch), {len(still)} run(s): {'; '.join(still)}. These "
+                       "keep the notes' epoch budget; longer training may raise them.")
     shown = set(frame["dataset"]) if not frame.empty else set()
     missing = [d for d in datasets if d not in shown and d not in unavailable]
     if missing:
@@ -525,6 +531,25 @@ def caveats(runs: Any, datasets: Sequence[str] = (), unavailable: Sequence[str] 
     if unavailable:
         out.append(f"Not available offline (not held): {', '.join(unavailable)}.")
     return out
+
+
+def still_improving(frame: pd.DataFrame) -> list[str]:
+    """Labels of the runs whose best validation epoch is their last one (not converged)."""
+    if frame.empty or not {"best_epoch", "epochs_run"} <= set(frame):
+        return []
+    last = frame[(frame["best_epoch"] == frame["epochs_run"]) & frame["epochs_run"].notna()]
+    labels = []
+    for r in last.to_dict("records"):
+        label = f"{r.get('dataset')} {r.get('model')}"
+        if r.get("model") == "sasrec" and r.get("num_blocks") is not None:
+            label += f", {r['num_blocks']} block(s)"
+        if r.get("layout") == "rolled":
+            label += f", maxlen {r.get('maxlen')}"
+        band = r.get("smooth_band")
+        if isinstance(band, (tuple, list)):
+            label += f", band [{band[0]}, {band[1]}]"
+        labels.append(f"{label}, seed {r.get('seed')}")
+    return sorted(labels)
 
 
 def caveat_markdown(runs: Any, datasets: Sequence[str] = (),

@@ -315,6 +315,23 @@ def test_caveats_name_seeds_and_missing_datasets():
     assert "smoke-profile" in text and "A (1)" in text and "B" in text and "C" in text
 
 
+def test_caveats_flag_runs_still_improving_at_their_last_epoch():
+    """A run whose best validation epoch is its last is named; converged runs and smoke
+    runs are not."""
+    rows = [
+        {"dataset": "A", "model": "sasrec", "num_blocks": 4, "seed": 0,
+         "best_epoch": 100, "epochs_run": 100},
+        {"dataset": "A", "model": "sasrec", "num_blocks": 2, "seed": 0,
+         "best_epoch": 60, "epochs_run": 100},
+        {"dataset": "A", "model": "mf_bpr", "num_blocks": 2, "seed": 1,
+         "smooth_band": (0, 3), "best_epoch": 200, "epochs_run": 200},
+    ]
+    text = " ".join(analysis.caveats(FakeRuns(rows, {})))
+    assert "2 run(s): A mf_bpr, band [0, 3], seed 1; A sasrec, 4 block(s), seed 0." in text
+    assert "2 block(s)" not in text
+    assert "Still improving" not in " ".join(analysis.caveats(FakeRuns(rows, {}, profile="smoke")))
+
+
 def test_config_table_from_configs():
     configs = [RunConfig("LastFM", seed=s) for s in (0, 1)]
     table = plots.config_table(configs)
