@@ -243,7 +243,6 @@ def run(
                     "git_commit": commit},
     )
     wall = time.perf_counter() - tick
-    *earlier, last = outcome.segments or [{}]
     result: dict[str, Any] = {
         "run_id": config.run_id,
         "config": config.to_dict(),
@@ -266,13 +265,12 @@ def run(
             "epochs_run": outcome.epochs_run,
         },
     }
-    if earlier:  # resumed: every process that trained it, and the wall time they all took
-        segments = [*earlier, {**last, "wall_seconds": round(wall, 2)}]
-        result["provenance"]["segments"] = segments
-        result["provenance"]["started"] = segments[0].get("started", result["provenance"]["started"])
-        result["provenance"]["wall_seconds"] = round(
-            sum(seg.get("wall_seconds") or 0.0 for seg in segments), 2
-        )
+    if len(outcome.segments) > 1:  # resumed: every process that trained it, all their time
+        prov = result["provenance"]
+        segments = [*outcome.segments[:-1], {**outcome.segments[-1], "wall_seconds": prov["wall_seconds"]}]
+        prov["segments"] = segments
+        prov["started"] = segments[0].get("started", prov["started"])
+        prov["wall_seconds"] = round(sum(seg.get("wall_seconds") or 0.0 for seg in segments), 2)
     if store is not None:
         store.save(result, outcome.arrays)
         if outcome.best_state is not None:
@@ -322,15 +320,20 @@ def results_frame(results: Iterable[dict[str, Any]]) -> pd.DataFrame:
         prov = r.get("provenance", {})
         segments = prov.get("segments") or [prov]  # a resumed run names every process
         row.update(
-            device_name=" + ".join(dict.fromkeys(s["device"] for s in segments if s.get("device"))) or None,
+            device_name=" + ".join(_distinct(segments, "device")) or None,
             started=prov.get("started"),
             wall_seconds=prov.get("wall_seconds"),
             epochs_run=prov.get("epochs_run"),
             git_commit=prov.get("git_commit"),
-            code_commits=tuple(dict.fromkeys(s["git_commit"] for s in segments if s.get("git_commit"))),
+            code_commits=_distinct(segments, "git_commit"),
         )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _distinct(segments: list[dict[str, Any]], key: str) -> tuple[str, ...]:
+    """The distinct non-empty values of ``key`` over a run's segments, in order."""
+    return tuple(dict.fromkeys(seg[key] for seg in segments if seg.get(key)))
 
 
 def aggregate_seeds(
