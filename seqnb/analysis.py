@@ -518,7 +518,8 @@ def caveats(runs: Any, datasets: Sequence[str] = (), unavailable: Sequence[str] 
         still = still_improving(frame)
         if still:
             out.append(f"Still improving when training stopped (best validation NDCG@10 at "
-                       f"the last epoch), {len(still)} run(s): {'; '.join(still)}. These "
+                       f"the last epoch), {len(unconverged(frame))} run(s): "
+                       f"{'; '.join(still)}. These "
                        "keep the notes' epoch budget; longer training may raise them.")
     shown = set(frame["dataset"]) if not frame.empty else set()
     missing = [d for d in datasets if d not in shown and d not in unavailable]
@@ -533,23 +534,41 @@ def caveats(runs: Any, datasets: Sequence[str] = (), unavailable: Sequence[str] 
     return out
 
 
-def still_improving(frame: pd.DataFrame) -> list[str]:
-    """Labels of the runs whose best validation epoch is their last one (not converged)."""
+def unconverged(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` whose best validation epoch is their last one."""
     if frame.empty or not {"best_epoch", "epochs_run"} <= set(frame):
-        return []
-    last = frame[(frame["best_epoch"] == frame["epochs_run"]) & frame["epochs_run"].notna()]
-    labels = []
-    for r in last.to_dict("records"):
-        label = f"{r.get('dataset')} {r.get('model')}"
-        if r.get("model") == "sasrec" and r.get("num_blocks") is not None:
-            label += f", {r['num_blocks']} block(s)"
-        if r.get("layout") == "rolled":
-            label += f", maxlen {r.get('maxlen')}"
-        band = r.get("smooth_band")
-        if isinstance(band, (tuple, list)):
-            label += f", band [{band[0]}, {band[1]}]"
-        labels.append(f"{label}, seed {r.get('seed')}")
-    return sorted(labels)
+        return frame.iloc[:0]
+    return frame[(frame["best_epoch"] == frame["epochs_run"]) & frame["epochs_run"].notna()]
+
+
+def still_improving(frame: pd.DataFrame) -> list[str]:
+    """The runs whose best validation epoch is their last one (not converged), one entry per
+    data set and setting with its seeds: 'A: SASRec (4 blocks), seeds 0, 1'."""
+    seeds: dict[str, list[int]] = {}
+    for r in unconverged(frame).to_dict("records"):
+        seeds.setdefault(f"{r.get('dataset')}: {run_label(r)}", []).append(int(r["seed"]))
+    return [f"{label}, seed{'s' if len(s) > 1 else ''} {', '.join(map(str, sorted(s)))}"
+            for label, s in sorted(seeds.items())]
+
+
+def run_label(row: dict[str, Any]) -> str:
+    """A run's model in the chapter tables' words, with the settings that tell grid cells
+    apart: 'SASRec (4 blocks)', 'SASRec (2 blocks), maxlen 5', 'MF-BPR, band [0, 3]'
+    (Chapter 6's bands add 'without self term' when the item's own row is left out)."""
+    model = row.get("model")
+    if model in ("sasrec", "zero_block") and row.get("num_blocks") is not None:
+        label = block_label(model, row["num_blocks"])
+    else:
+        label = STAMP_LABELS.get(model) or {"mf_bpr": "MF-BPR", "zero_block": BLOCK_LABEL_ZERO,
+                                            "sasrec": "SASRec"}.get(model, str(model))
+    if row.get("layout") == "rolled":
+        label += f", maxlen {int(row['maxlen'])}"
+    band = row.get("smooth_band")
+    if isinstance(band, (tuple, list)):
+        label += f", band [{band[0]}, {band[1]}]"
+        if row.get("smooth_self_loops") is False:
+            label += " without self term"
+    return label
 
 
 def caveat_markdown(runs: Any, datasets: Sequence[str] = (),
@@ -759,7 +778,7 @@ __all__ = [
     "attention_on_last", "attention_rows", "block_label", "caveat_markdown", "caveats",
     "check_chapter", "compare", "complete", "coverage", "format_p", "load_runs", "maxlen_gain",
     "mean_std", "missing_summary", "paired_test", "pct", "per_user", "pooled",
-    "relative_change", "sequentiality_summary", "shuffle_drop", "shuffle_table",
-    "shuffled_column", "test_input_lengths", "uniform_attention", "unique_shares", "verdict",
-    "with_unavailable",
+    "relative_change", "run_label", "sequentiality_summary", "shuffle_drop", "shuffle_table",
+    "shuffled_column", "still_improving", "test_input_lengths", "unconverged",
+    "uniform_attention", "unique_shares", "verdict", "with_unavailable",
 ]

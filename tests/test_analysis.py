@@ -325,10 +325,19 @@ def test_caveats_flag_runs_still_improving_at_their_last_epoch():
          "best_epoch": 60, "epochs_run": 100},
         {"dataset": "A", "model": "mf_bpr", "num_blocks": 2, "seed": 1,
          "smooth_band": (0, 3), "best_epoch": 200, "epochs_run": 200},
+        {"dataset": "A", "model": "stamp_only_mt", "seed": 2, "best_epoch": 30, "epochs_run": 30},
+        {"dataset": "A", "model": "sasrec", "num_blocks": 4, "seed": 2,
+         "best_epoch": 100, "epochs_run": 100},
+        {"dataset": "B", "model": "sasrec", "num_blocks": 2, "layout": "rolled", "maxlen": 5,
+         "seed": 0, "best_epoch": 100, "epochs_run": 100},
+        {"dataset": "B", "model": "sasrec", "num_blocks": 2, "smooth_band": [1, 1],
+         "smooth_self_loops": False, "seed": 0, "best_epoch": 100, "epochs_run": 100},
     ]
     text = " ".join(analysis.caveats(FakeRuns(rows, {})))
-    assert "2 run(s): A mf_bpr, band [0, 3], seed 1; A sasrec, 4 block(s), seed 0." in text
-    assert "2 block(s)" not in text
+    assert ("6 run(s): A: MF-BPR, band [0, 3], seed 1; A: SASRec (4 blocks), seeds 0, 2; "
+            "A: only m_t, seed 2; B: SASRec (2 blocks), band [1, 1] without self term, seed 0; "
+            "B: SASRec (2 blocks), maxlen 5, seed 0.") in text
+    assert "A: SASRec (2 blocks)" not in text  # converged at epoch 60
     assert "Still improving" not in " ".join(analysis.caveats(FakeRuns(rows, {}, profile="smoke")))
 
 
