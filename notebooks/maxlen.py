@@ -213,6 +213,18 @@ table = plots.metric_table(frame.sort_values(["dataset", "maxlen"]) if not frame
 plots.style_table(table, caption=plots.provenance_caption(runs))
 
 # %% [markdown]
+# ## Did training converge?
+#
+# Every model trains for the notes' epoch budget and keeps the epoch with the best
+# validation NDCG@10. The curves show whether that budget was enough: a line still rising
+# at its right end belongs to a model that longer training would improve, so its test
+# numbers above understate it. The table gives the rise over the last 10 epochs, averaged
+# over seeds.
+
+# %% tags=["hide-input"]
+late = plots.show_convergence(runs)
+
+# %% [markdown]
 # ## What the results say
 
 # %% tags=["hide-input"]
@@ -258,6 +270,8 @@ def conclusion() -> str:
                 "carry signal that the last one does not. Chapter 4 asks whether it is their "
                 "order or just their presence."
             )
+    if not late.empty:
+        lines.append(analysis.convergence_sentence(late))
     caveat_text = analysis.caveat_markdown(runs, params.shown_datasets, params.unavailable)
     return "\n\n".join(["\n\n".join(lines), caveat_text])
 

@@ -134,6 +134,18 @@ plots.style_table(analysis.complete(paired_shown, params),
                   caption=plots.provenance_caption(runs))
 
 # %% [markdown]
+# ## Did training converge?
+#
+# Every model trains for the notes' epoch budget and keeps the epoch with the best
+# validation NDCG@10. The curves show whether that budget was enough: a line still rising
+# at its right end belongs to a model that longer training would improve, so its test
+# numbers above understate it. The table gives the rise over the last 10 epochs, averaged
+# over seeds.
+
+# %% tags=["hide-input"]
+late = plots.show_convergence(runs)
+
+# %% [markdown]
 # ## What the results say
 
 # %% tags=["hide-input"]
@@ -184,6 +196,8 @@ def conclusion() -> str:
                 "level — " + ", ".join(verdicts["not significant"])
                 + " — leave the question open there; more seeds or users would settle it."
             )
+    if not late.empty:
+        lines.append(analysis.convergence_sentence(late))
     caveat_text = analysis.caveat_markdown(runs, params.shown_datasets, params.unavailable)
     return "\n\n".join(["\n\n".join(lines), caveat_text])
 

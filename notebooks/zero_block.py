@@ -169,6 +169,18 @@ offsets = analysis.attention_by_offset(
  else plots.empty_note("No stored attention extras for the reference model yet."))
 
 # %% [markdown]
+# ## Did training converge?
+#
+# Every model trains for the notes' epoch budget and keeps the epoch with the best
+# validation NDCG@10. The curves show whether that budget was enough: a line still rising
+# at its right end belongs to a model that longer training would improve, so its test
+# numbers above understate it. The table gives the rise over the last 10 epochs, averaged
+# over seeds.
+
+# %% tags=["hide-input"]
+late = plots.show_convergence(runs)
+
+# %% [markdown]
 # ## What the results say
 
 # %% tags=["hide-input"]
@@ -206,6 +218,8 @@ def conclusion() -> str:
             f"{first['uniform'].mean():.2f}); it gets more than an even share in "
             f"{len(above)} of {len(first)} (data set, block count) cases."
         )
+    if not late.empty:
+        lines.append(analysis.convergence_sentence(late))
     caveat_text = analysis.caveat_markdown(runs, params.shown_datasets, params.unavailable)
     return "\n\n".join(["\n\n".join(lines), caveat_text])
 

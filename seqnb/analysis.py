@@ -541,6 +541,61 @@ def unconverged(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(frame["best_epoch"] == frame["epochs_run"]) & frame["epochs_run"].notna()]
 
 
+def validation_curves(results: Sequence[dict[str, Any]],
+                      metric: str = "NDCG@10") -> pd.DataFrame:
+    """The stored validation curves in long form, one row per run and evaluated epoch:
+    ``dataset``, ``setting`` (:func:`run_label`), ``seed``, ``epoch``, ``value`` (``metric``)
+    and ``best`` (the epoch model selection kept)."""
+    rows = [
+        {"dataset": r["config"]["dataset"], "setting": run_label(r["config"]),
+         "seed": int(r["config"]["seed"]), "epoch": int(point["epoch"]),
+         "value": float(point["metrics"][metric]), "best": point["epoch"] == r.get("best_epoch")}
+        for r in results for point in r.get("valid_curve") or [] if metric in point["metrics"]
+    ]
+    return pd.DataFrame(rows, columns=["dataset", "setting", "seed", "epoch", "value", "best"])
+
+
+def late_gain(curves: pd.DataFrame, window: int = 10) -> pd.DataFrame:
+    """Per data set and setting: how much the validation metric still rose over the last
+    ``window`` epochs of training, ``late_gain = value(last) / value(last − window) − 1``,
+    averaged over seeds (``seeds`` counts them). Runs evaluated too rarely to reach back
+    ``window`` epochs are left out."""
+    cols = ["dataset", "setting", "last_epoch", "late_gain", "seeds"]
+    rows = []
+    for (dataset, setting, _), run in curves.groupby(["dataset", "setting", "seed"], sort=False):
+        by_epoch = run.set_index("epoch")["value"]
+        last = int(by_epoch.index.max())
+        if last - window in by_epoch.index and by_epoch[last - window] > 0:
+            rows.append({"dataset": dataset, "setting": setting, "last_epoch": last,
+                         "gain": by_epoch[last] / by_epoch[last - window] - 1})
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    out = (pd.DataFrame(rows).groupby(["dataset", "setting"], sort=False)
+           .agg(last_epoch=("last_epoch", "max"), late_gain=("gain", "mean"),
+                seeds=("gain", "size")).reset_index())
+    return out[cols]
+
+
+def convergence_sentence(late: pd.DataFrame, window: int = 10, rising: float = 0.02) -> str:
+    """What :func:`late_gain` (over ``window`` epochs) says, per data set: the settings whose
+    validation NDCG@10 still rose by more than ``rising``, or that all had levelled off."""
+    parts, any_rising = [], False
+    for dataset, group in late.groupby("dataset", sort=False):
+        up = group[group["late_gain"] > rising].sort_values("late_gain", ascending=False)
+        any_rising |= not up.empty
+        parts.append(f"**{dataset}**: " + (
+            ", ".join(f"{r.setting} still rose {pct(r.late_gain)}" for r in up.itertuples())
+            if not up.empty else
+            f"every setting had levelled off (largest change {pct(group['late_gain'].max())})"))
+    text = (f"Over the last {window} epochs of training (validation NDCG@10, mean over seeds), "
+            + "; ".join(parts) + ".")
+    if any_rising:
+        text += (f" A rise of more than {pct(rising, signed=False, digits=0)} means the "
+                 "comparison above is at the notes' epoch budget, not at convergence: longer "
+                 "training would likely raise those settings.")
+    return text
+
+
 def still_improving(frame: pd.DataFrame) -> list[str]:
     """The runs whose best validation epoch is their last one (not converged), one entry per
     data set and setting with its seeds: 'A: SASRec (4 blocks), seeds 0, 1'."""
@@ -776,9 +831,9 @@ __all__ = [
     "PAIRED_METRIC", "PROTOCOLS", "STAMP_LABELS", "UNAVAILABLE", "NOT_TRAINED",
     "ChapterParameters", "PairedTest", "add_setting", "attention_by_offset",
     "attention_on_last", "attention_rows", "block_label", "caveat_markdown", "caveats",
-    "check_chapter", "compare", "complete", "coverage", "format_p", "load_runs", "maxlen_gain",
-    "mean_std", "missing_summary", "paired_test", "pct", "per_user", "pooled",
+    "check_chapter", "compare", "complete", "convergence_sentence", "coverage", "format_p",
+    "late_gain", "load_runs", "maxlen_gain", "mean_std", "missing_summary", "paired_test", "pct", "per_user", "pooled",
     "relative_change", "run_label", "sequentiality_summary", "shuffle_drop", "shuffle_table",
     "shuffled_column", "still_improving", "test_input_lengths", "unconverged",
-    "uniform_attention", "unique_shares", "verdict", "with_unavailable",
+    "uniform_attention", "unique_shares", "validation_curves", "verdict", "with_unavailable",
 ]

@@ -388,3 +388,65 @@ def test_chapter_provenance_names_devices_seeds_and_code_commits():
         "3 runs · device: cpu (A); cpu (B) · trained 2026-12-01 to 2026-12-02 · "
         "epochs: 80, 100 · seeds: 0, 1 (2) · code: aaaaaaa, bbbbbbb+dirty, ccccccc"
     )
+
+
+# ----- convergence ---------------------------------------------------------------------------
+def _curve_result(model, seed, values, every=10, best=None, **config):
+    curve = [{"epoch": every * (i + 1), "metrics": {"NDCG@10": v, "HR@10": 2 * v}}
+             for i, v in enumerate(values)]
+    return {"config": {"dataset": "A", "model": model, "seed": seed, "num_blocks": 2,
+                       "layout": "all_positions", "maxlen": 50, **config},
+            "valid_curve": curve, "best_epoch": best or curve[-1]["epoch"]}
+
+
+def test_validation_curves_are_long_form_with_the_kept_epoch_marked():
+    results = [_curve_result("sasrec", 0, [0.1, 0.2, 0.15], best=20),
+               _curve_result("zero_block", 1, [0.05])]
+    curves = analysis.validation_curves(results)
+    assert list(curves["setting"]) == ["SASRec (2 blocks)"] * 3 + ["ZeroBlock"]
+    assert list(curves["epoch"]) == [10, 20, 30, 10]
+    assert list(curves["value"]) == [0.1, 0.2, 0.15, 0.05]
+    assert list(curves["best"]) == [False, True, False, True]
+    assert list(analysis.validation_curves(results, "HR@10")["value"])[:2] == [0.2, 0.4]
+    assert analysis.validation_curves([]).empty
+
+
+def test_late_gain_averages_the_last_window_rise_over_seeds():
+    """Hand-worked: seed 0 rises 0.10 -> 0.12 (+20 %), seed 1 0.10 -> 0.11 (+10 %) over the
+    last 10 epochs: +15 % from 2 seeds. A run evaluated only every 20 epochs cannot reach
+    back 10 epochs and is left out; a flat one gives 0."""
+    results = [_curve_result("sasrec", 0, [0.05, 0.10, 0.12]),
+               _curve_result("sasrec", 1, [0.07, 0.10, 0.11]),
+               _curve_result("zero_block", 0, [0.08, 0.09], every=20),
+               _curve_result("stamp", 0, [0.04, 0.04])]
+    late = analysis.late_gain(analysis.validation_curves(results)).set_index("setting")
+    assert late.loc["SASRec (2 blocks)", "late_gain"] == pytest.approx(0.15)
+    assert late.loc["SASRec (2 blocks)", "seeds"] == 2
+    assert late.loc["SASRec (2 blocks)", "last_epoch"] == 30
+    assert late.loc["STAMP (full)", "late_gain"] == pytest.approx(0.0)
+    assert "ZeroBlock" not in late.index
+    assert analysis.late_gain(analysis.validation_curves([])).empty
+
+
+def test_convergence_sentence_names_only_settings_still_rising():
+    late = pd.DataFrame({"dataset": ["A", "A", "B"], "setting": ["x", "y", "x"],
+                         "last_epoch": [100] * 3, "late_gain": [0.2, 0.01, -0.003],
+                         "seeds": [1] * 3})
+    text = analysis.convergence_sentence(late)
+    assert "**A**: x still rose +20.0 %" in text and "y still rose" not in text
+    assert "**B**: every setting had levelled off (largest change −0.3 %)" in text
+    assert "longer training would likely raise" in text
+    flat = analysis.convergence_sentence(late[late["dataset"] == "B"])
+    assert "levelled off" in flat and "longer training" not in flat
+
+
+def test_validation_chart_draws_one_line_per_run_and_the_kept_epochs():
+    results = [_curve_result("sasrec", s, [0.1, 0.2, 0.15], best=20) for s in (0, 1)]
+    curves = analysis.validation_curves(results)
+    spec = plots.validation_chart(curves, ["ZeroBlock", "SASRec (2 blocks)"]).to_dict()
+    lines, dots = spec["layer"]
+    assert lines["mark"]["type"] == "line" and lines["encoding"]["detail"]["field"] == "seed"
+    assert dots["mark"]["type"] == "point"
+    assert spec["layer"][0]["encoding"]["color"]["scale"]["domain"] == ["SASRec (2 blocks)"]
+    values = next(iter(spec["datasets"].values()))
+    assert sum(v["best"] for v in values) == 2 and len(values) == 6

@@ -164,8 +164,9 @@ def fake_result(config, rng: np.random.Generator, users: int = 400):
     result = {
         "run_id": config.run_id,
         "config": config.to_dict(),
-        "valid_curve": [[5, 0.01]],
-        "best_epoch": 5,
+        "valid_curve": [{"epoch": 5, "metrics": {"NDCG@10": 0.01, "HR@10": 0.02}},
+                        {"epoch": 10, "metrics": {"NDCG@10": 0.02, "HR@10": 0.03}}],
+        "best_epoch": 10,
         "test": summarize_ranks(ranks["test_ranks"]),
         "test_shuffled_window": summarize_ranks(ranks["test_shuffled_window_ranks"]),
         "test_shuffled_history": summarize_ranks(ranks["test_shuffled_history_ranks"]),

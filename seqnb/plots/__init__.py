@@ -518,6 +518,37 @@ def stamp_comparison(summary: pd.DataFrame, provenance: Any = None, **kw: Any) -
                             title="STAMP and its ablations", provenance=provenance, **kw)
 
 
+def validation_chart(curves: pd.DataFrame, order: Sequence[str] | None = None,
+                     metric: str = "NDCG@10", provenance: Any = None) -> Any:
+    """Validation ``metric`` against epoch: one line per run (colour = setting), a dot at
+    the epoch model selection kept, a data-set selector.
+
+    ``curves``: from :func:`seqnb.analysis.validation_curves` (``dataset``, ``setting``,
+    ``seed``, ``epoch``, ``value``, ``best``). A line that still rises at its right end is a
+    run stopped before it converged.
+    """
+    data = curves.copy()
+    order = list(order) if order is not None else list(dict.fromkeys(data["setting"]))
+    order = [o for o in order if o in set(data["setting"])]
+    sel = _selector(data["dataset"], name="validation_dataset")
+    color = alt.Color("setting:N", title="model", sort=order,
+                      scale=alt.Scale(domain=order, range=list(PALETTE[: len(order)])))
+    tooltip = [alt.Tooltip("dataset:N"), alt.Tooltip("setting:N", title="model"),
+               alt.Tooltip("seed:Q"), alt.Tooltip("epoch:Q"),
+               alt.Tooltip("value:Q", format=".4f", title=f"valid {metric}")]
+    base = alt.Chart().transform_filter(alt.datum.dataset == sel).encode(
+        x=alt.X("epoch:Q", title="epoch"),
+        y=alt.Y("value:Q", title=f"validation {metric}", scale=alt.Scale(zero=False)),
+        color=color)
+    lines = base.mark_line(strokeWidth=1.5, opacity=0.8).encode(
+        detail="seed:N", tooltip=tooltip)
+    best = base.mark_point(filled=True, size=45).encode(tooltip=tooltip).transform_filter(
+        alt.datum.best)
+    chart = alt.layer(lines, best, data=data).properties(width=WIDTH, height=HEIGHT).add_params(sel)
+    return with_caption(chart, f"Validation {metric} during training (dot: the epoch kept)",
+                        provenance)
+
+
 def shuffle_bars(
     summary: pd.DataFrame,
     metrics: Sequence[str] = ("HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10"),
@@ -607,13 +638,14 @@ def empty_note(message: str) -> alt.Chart:
 
 
 __all__ = [
-    "CONFIG_COLUMNS", "DATASET_ORDER", "DATASET_PALETTE", "FONT", "HEIGHT", "MISSING", "PALETTE",
-    "SETTING_COLORS", "SMALL_HEIGHT", "SMALL_WIDTH", "UNAVAILABLE", "WIDTH",
+    "CONFIG_COLUMNS", "DATASET_ORDER", "DATASET_PALETTE", "FONT", "HEIGHT", "MISSING",
+    "PALETTE", "SETTING_COLORS", "SMALL_HEIGHT", "SMALL_WIDTH", "UNAVAILABLE", "WIDTH",
     "apply_theme", "attention_last_chart", "attention_offset_chart", "block_comparison",
-    "config_table", "dataset_color", "dataset_legend", "dataset_scale", "empty_note", "format_mean_std",
-    "maxlen_curves", "maxlen_overview", "metric_table", "model_comparison",
-    "provenance_caption", "sequentiality_scatter", "setup", "short_name", "shuffle_bars",
-    "stamp_comparison", "style_table", "unique_share_chart", "with_caption",
+    "config_table", "dataset_color", "dataset_legend", "dataset_scale", "empty_note",
+    "format_mean_std", "maxlen_curves", "maxlen_overview", "metric_table", "model_comparison",
+    "provenance_caption", "sequentiality_scatter", "setup", "short_name", "show_convergence",
+    "show_run_overview", "shuffle_bars", "stamp_comparison", "style_table",
+    "unique_share_chart", "validation_chart", "with_caption",
 ]
 
 
@@ -636,3 +668,29 @@ def show_run_overview(runs: Any, params: Any, datasets: Sequence[str] | None = N
         "stored yet** (the book profile never trains); the tables and charts show what is "
         "stored."))
     display(style_table(missing, caption="Runs not stored yet, and how to train them"))
+
+
+def show_convergence(runs: Any, order: Sequence[str] | None = None,
+                     window: int = 10) -> pd.DataFrame:
+    """Display the validation curves of a chapter's runs (:func:`validation_chart`) and the
+    rise over their last ``window`` epochs; return that rise (:func:`seqnb.analysis.late_gain`)
+    for the chapter's conclusions. ``order``: the settings' legend order (default: the order
+    of the chapter's configurations)."""
+    from IPython.display import display
+
+    from seqnb import analysis
+
+    curves = analysis.validation_curves(runs.results)
+    late = analysis.late_gain(curves, window)
+    if order is None:  # the chapter's own order of settings
+        order = list(dict.fromkeys(analysis.run_label(c.to_dict()) for c in runs.configs))
+    display(validation_chart(curves, order, provenance=runs) if not curves.empty
+            else empty_note("No stored validation curves yet."))
+    if late.empty:
+        display(empty_note(f"Too few evaluated epochs to measure the last {window} epochs' rise."))
+        return late
+    shown = late.assign(late_gain=late["late_gain"].map(analysis.pct)).rename(columns={
+        "late_gain": f"rise over the last {window} epochs", "last_epoch": "last epoch"})
+    display(style_table(shown, caption=f"Validation NDCG@10 at the last epoch / {window} epochs "
+                        "earlier − 1, mean over seeds. " + provenance_caption(runs)))
+    return late
