@@ -527,10 +527,10 @@ def validation_chart(curves: pd.DataFrame, order: Sequence[str] | None = None,
     ``seed``, ``epoch``, ``value``, ``best``). A line that still rises at its right end is a
     run stopped before it converged.
     """
-    data = curves.copy()
-    order = list(order) if order is not None else list(dict.fromkeys(data["setting"]))
-    order = [o for o in order if o in set(data["setting"])]
-    sel = _selector(data["dataset"], name="validation_dataset")
+    shown = set(curves["setting"])
+    order = [o for o in (order if order is not None else dict.fromkeys(curves["setting"]))
+             if o in shown]
+    sel = _selector(curves["dataset"], name="validation_dataset")
     color = alt.Color("setting:N", title="model", sort=order,
                       scale=alt.Scale(domain=order, range=list(PALETTE[: len(order)])))
     tooltip = [alt.Tooltip("dataset:N"), alt.Tooltip("setting:N", title="model"),
@@ -544,7 +544,7 @@ def validation_chart(curves: pd.DataFrame, order: Sequence[str] | None = None,
         detail="seed:N", tooltip=tooltip)
     best = base.mark_point(filled=True, size=45).encode(tooltip=tooltip).transform_filter(
         alt.datum.best)
-    chart = alt.layer(lines, best, data=data).properties(width=WIDTH, height=HEIGHT).add_params(sel)
+    chart = alt.layer(lines, best, data=curves).properties(width=WIDTH, height=HEIGHT).add_params(sel)
     return with_caption(chart, f"Validation {metric} during training (dot: the epoch kept)",
                         provenance)
 
