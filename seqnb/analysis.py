@@ -558,9 +558,9 @@ def validation_curves(results: Sequence[dict[str, Any]],
 def late_gain(curves: pd.DataFrame, window: int = 10) -> pd.DataFrame:
     """Per data set and setting: how much the validation metric still rose over the last
     ``window`` epochs of training, ``late_gain = value(last) / value(last − window) − 1``,
-    averaged over seeds (``seeds`` counts them). Runs evaluated too rarely to reach back
-    ``window`` epochs are left out."""
-    cols = ["dataset", "setting", "last_epoch", "late_gain", "seeds"]
+    averaged over seeds (``seeds`` counts them; ``window`` is carried in its own column).
+    Runs evaluated too rarely to reach back ``window`` epochs are left out."""
+    cols = ["dataset", "setting", "last_epoch", "window", "late_gain", "seeds"]
     rows = []
     for (dataset, setting, _), run in curves.groupby(["dataset", "setting", "seed"], sort=False):
         by_epoch = run.set_index("epoch")["value"]
@@ -573,12 +573,18 @@ def late_gain(curves: pd.DataFrame, window: int = 10) -> pd.DataFrame:
     out = (pd.DataFrame(rows).groupby(["dataset", "setting"], sort=False)
            .agg(last_epoch=("last_epoch", "max"), late_gain=("gain", "mean"),
                 seeds=("gain", "size")).reset_index())
-    return out[cols]
+    return out.assign(window=window)[cols]
 
 
-def convergence_sentence(late: pd.DataFrame, window: int = 10, rising: float = 0.02) -> str:
-    """What :func:`late_gain` (over ``window`` epochs) says, per data set: the settings whose
-    validation NDCG@10 still rose by more than ``rising``, or that all had levelled off."""
+def convergence_sentence(late: pd.DataFrame, rising: float = 0.02) -> str:
+    """What :func:`late_gain` says, per data set: the settings whose validation NDCG@10 still
+    rose by more than ``rising`` over its ``window`` epochs, or that all had levelled off."""
+    if late.empty:
+        return "No stored run was evaluated often enough to tell whether it had converged."
+    windows = sorted(set(late["window"]))
+    if len(windows) > 1:
+        raise ValueError(f"late_gain rows span several windows {windows}; pass one window's rows")
+    window = int(windows[0])
     parts, any_rising = [], False
     for dataset, group in late.groupby("dataset", sort=False):
         up = group[group["late_gain"] > rising].sort_values("late_gain", ascending=False)

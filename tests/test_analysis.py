@@ -423,6 +423,7 @@ def test_late_gain_averages_the_last_window_rise_over_seeds():
     assert late.loc["SASRec (2 blocks)", "late_gain"] == pytest.approx(0.15)
     assert late.loc["SASRec (2 blocks)", "seeds"] == 2
     assert late.loc["SASRec (2 blocks)", "last_epoch"] == 30
+    assert set(late["window"]) == {10}
     assert late.loc["STAMP (full)", "late_gain"] == pytest.approx(0.0)
     assert "ZeroBlock" not in late.index
     assert analysis.late_gain(analysis.validation_curves([])).empty
@@ -430,14 +431,19 @@ def test_late_gain_averages_the_last_window_rise_over_seeds():
 
 def test_convergence_sentence_names_only_settings_still_rising():
     late = pd.DataFrame({"dataset": ["A", "A", "B"], "setting": ["x", "y", "x"],
-                         "last_epoch": [100] * 3, "late_gain": [0.2, 0.01, -0.003],
-                         "seeds": [1] * 3})
+                         "last_epoch": [100] * 3, "window": [10] * 3,
+                         "late_gain": [0.2, 0.01, -0.003], "seeds": [1] * 3})
     text = analysis.convergence_sentence(late)
+    assert text.startswith("Over the last 10 epochs")
     assert "**A**: x still rose +20.0 %" in text and "y still rose" not in text
     assert "**B**: every setting had levelled off (largest change −0.3 %)" in text
     assert "longer training would likely raise" in text
     flat = analysis.convergence_sentence(late[late["dataset"] == "B"])
     assert "levelled off" in flat and "longer training" not in flat
+    assert analysis.convergence_sentence(late.assign(window=5)).startswith("Over the last 5 ")
+    assert "evaluated often enough" in analysis.convergence_sentence(late.iloc[:0])
+    with pytest.raises(ValueError, match="several windows"):
+        analysis.convergence_sentence(late.assign(window=[10, 10, 5]))
 
 
 def test_validation_chart_draws_one_line_per_run_and_the_kept_epochs():

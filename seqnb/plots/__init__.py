@@ -689,7 +689,8 @@ def show_convergence(runs: Any, order: Sequence[str] | None = None,
     if late.empty:
         display(empty_note(f"Too few evaluated epochs to measure the last {window} epochs' rise."))
         return late
-    shown = late.assign(late_gain=late["late_gain"].map(analysis.pct)).rename(columns={
+    shown = late.drop(columns="window").assign(
+        late_gain=late["late_gain"].map(analysis.pct)).rename(columns={
         "late_gain": f"rise over the last {window} epochs", "last_epoch": "last epoch"})
     display(style_table(shown, caption=f"Validation NDCG@10 at the last epoch / {window} epochs "
                         "earlier − 1, mean over seeds. " + provenance_caption(runs)))
