@@ -198,6 +198,7 @@ shown = pd.DataFrame({
     "Wilcoxon": gain_table["wilcoxon_p"].map(analysis.format_p),
     "paired t": gain_table["t_p"].map(analysis.format_p),
     "seeds": gain_table["seeds"],
+    "maxlens stored": [analysis.stored_of_grid(m, grid) for m in gain_table["maxlens"]],
 })
 if (gain_table["reference_maxlen"] != 1).any():
     shown = shown.rename(columns={"NDCG@10 at maxlen 1": "NDCG@10 at the smallest maxlen"})
@@ -246,10 +247,13 @@ def conclusion() -> str:
             verdicts.setdefault(v, []).append(plots.short_name(row.dataset))
             sig = ("" if pd.isna(row.wilcoxon_p) else
                    f"; paired Wilcoxon {analysis.format_p(row.wilcoxon_p)}")
+            partial = ("" if set(grid) <= set(row.maxlens) else
+                       f" Only maxlen {', '.join(map(str, row.maxlens))} of the grid are stored "
+                       "so far, so the peak may move.")
             lines.append(
                 f"- **{row.dataset}**: NDCG@10 is {row.at_reference:.4f} at maxlen "
                 f"{row.reference_maxlen} and peaks at {row.at_best:.4f} with maxlen "
-                f"{row.best_maxlen} ({analysis.pct(row.maxlen_gain)}{sig})."
+                f"{row.best_maxlen} ({analysis.pct(row.maxlen_gain)}{sig}).{partial}"
             )
         if "negligible" in verdicts:
             lines.append(

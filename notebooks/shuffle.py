@@ -207,6 +207,10 @@ seq_shown = pd.DataFrame({
     "change when shuffled (history)": sequentiality["shuffle_drop_history"].map(analysis.pct),
     "maxlen gain (best vs 1)": sequentiality["maxlen_gain"].map(analysis.pct),
     "best maxlen": sequentiality["best_maxlen"],
+    "maxlens stored": [
+        "–" if not isinstance(m, list) else
+        analysis.stored_of_grid(m, {c.maxlen for c in maxlen_params.configs})
+        for m in sequentiality["maxlens"]],
 })
 plots.style_table(analysis.complete(seq_shown, params),
                   caption="NDCG@10 changes. " + plots.provenance_caption([runs, maxlen_runs]))

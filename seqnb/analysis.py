@@ -252,11 +252,12 @@ def maxlen_gain(frame: pd.DataFrame, metric: str = PAIRED_METRIC) -> pd.DataFram
 
     The best maxlen is picked on the *test* mean, so the gain is an optimistic upper bound
     on what a longer context buys. When maxlen 1 is not in the grid, the smallest maxlen is
-    the reference (``reference_maxlen`` says which). A data set with a single stored maxlen
-    has no gain to report and gets no row.
+    the reference (``reference_maxlen`` says which). ``maxlens`` lists the stored maxlens the
+    best was picked from, so a partly trained grid is visible. A data set with a single
+    stored maxlen has no gain to report and gets no row.
     """
     cols = ["dataset", "reference_maxlen", "at_reference", "best_maxlen", "at_best",
-            "maxlen_gain", "seeds"]
+            "maxlen_gain", "seeds", "maxlens"]
     if frame.empty or metric not in frame.columns:
         return pd.DataFrame(columns=cols)
     rows = []
@@ -276,6 +277,7 @@ def maxlen_gain(frame: pd.DataFrame, metric: str = PAIRED_METRIC) -> pd.DataFram
             "maxlen_gain": relative_change(float(curve.loc[ref, "mean"]),
                                            float(curve.loc[best, "mean"])),
             "seeds": int(curve["count"].min()),
+            "maxlens": [int(m) for m in curve.index],
         })
     return pd.DataFrame(rows, columns=cols)
 
@@ -353,11 +355,12 @@ def sequentiality_summary(shuffle_frame: pd.DataFrame, maxlen_frame: pd.DataFram
     window = shuffle_drop(shuffle_frame, "window", metric)[["dataset", "shuffle_drop"]]
     history = shuffle_drop(shuffle_frame, "history", metric)[["dataset", "shuffle_drop"]]
     history = history.rename(columns={"shuffle_drop": "shuffle_drop_history"})
-    gain = maxlen_gain(maxlen_frame, metric)[["dataset", "maxlen_gain", "best_maxlen"]]
+    gain = maxlen_gain(maxlen_frame, metric)[["dataset", "maxlen_gain", "best_maxlen",
+                                              "maxlens"]]
     out = window.merge(history, on="dataset", how="outer").merge(gain, on="dataset",
                                                                    how="outer")
     return out[["dataset", "shuffle_drop", "shuffle_drop_history", "maxlen_gain",
-                "best_maxlen"]]
+                "best_maxlen", "maxlens"]]
 
 
 # ----- attention extras ---------------------------------------------------------------------
@@ -489,6 +492,15 @@ def pct(x: float, signed: bool = True, digits: int = 1) -> str:
     if not signed:
         return text
     return ("+" if x > 0 else "−" if x < 0 else "±") + text
+
+
+def stored_of_grid(stored: Iterable[int], grid: Iterable[int]) -> str:
+    """'all 8' when every grid value is stored, else '2 of 8: 1, 2'."""
+    have, want = sorted(set(stored)), sorted(set(grid))
+    if set(want) <= set(have):
+        return f"all {len(want)}"
+    inside = [v for v in have if v in want]
+    return f"{len(inside)} of {len(want)}: {', '.join(map(str, inside))}"
 
 
 def format_p(p: float) -> str:
@@ -841,6 +853,6 @@ __all__ = [
     "late_gain", "load_runs", "maxlen_gain", "mean_std", "missing_summary", "paired_test",
     "pct", "per_user", "pooled",
     "relative_change", "run_label", "sequentiality_summary", "shuffle_drop", "shuffle_table",
-    "shuffled_column", "still_improving", "test_input_lengths", "unconverged",
+    "shuffled_column", "still_improving", "stored_of_grid", "test_input_lengths", "unconverged",
     "uniform_attention", "unique_shares", "validation_curves", "verdict", "with_unavailable",
 ]

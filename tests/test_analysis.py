@@ -191,6 +191,10 @@ def test_maxlen_gain_hand_worked():
     assert out.loc["A", "maxlen_gain"] == pytest.approx(0.2)
     assert out.loc["A", "seeds"] == 2
     assert out.loc["B", "best_maxlen"] == 1 and out.loc["B", "maxlen_gain"] == 0.0
+    assert out.loc["A", "maxlens"] == [1, 5, 10] and out.loc["B", "maxlens"] == [1, 2]
+    # a partly stored grid says so, in the chapter table's words
+    assert analysis.stored_of_grid(out.loc["B", "maxlens"], [1, 2, 5, 10]) == "2 of 4: 1, 2"
+    assert analysis.stored_of_grid(out.loc["A", "maxlens"], [1, 5, 10]) == "all 3"
     # one stored maxlen is no evidence of "no gain": the data set gets no row
     single = pd.concat([frame, pd.DataFrame({"dataset": ["C"], "maxlen": [1], "seed": [0],
                                              "NDCG@10": [0.2]})])
@@ -213,6 +217,7 @@ def test_shuffle_drop_and_sequentiality_summary():
     summary = analysis.sequentiality_summary(shuffle, maxlen).set_index("dataset")
     assert set(summary.index) == {"A", "B", "C"}  # outer join: nothing dropped
     assert summary.loc["A", "maxlen_gain"] == pytest.approx(0.5)
+    assert summary.loc["A", "maxlens"] == [1, 50]
     assert summary.loc["A", "shuffle_drop_history"] == pytest.approx(-0.5)
     assert math.isnan(summary.loc["B", "maxlen_gain"])
     assert math.isnan(summary.loc["C", "shuffle_drop"])
