@@ -207,3 +207,41 @@ def test_book_profile_renders_a_partial_store(chapter, tmp_path, partial_store):
     assert "not available offline" in html  # Steam
     assert "not yet trained" in html  # Yelp: held, nothing stored
     assert f"--chapters {chapter} --datasets LastFM --seeds 1 2" in html  # the missing seeds
+
+
+@pytest.fixture(scope="module")
+def set_like_store(tmp_path_factory) -> Path:
+    """A planted LastFM: a context of 3+ items ranks every user's target higher (per-user
+    ranks halved), shuffling the window changes nothing, and maxlen 50 is not stored yet."""
+    root = tmp_path_factory.mktemp("set-like-results")
+    store = ResultStore(root)
+    rng = np.random.default_rng(1)
+    base = rng.integers(2, 200, 400).astype(np.uint8)
+    for config in chapter_configs("maxlen", "book", datasets=["LastFM"], seeds=[0]):
+        if config.maxlen == 50:
+            continue
+        result, ranks = fake_result(config, rng)
+        ranks["test_ranks"] = base if config.maxlen < 3 else (base // 2).astype(np.uint8)
+        result["test"] = summarize_ranks(ranks["test_ranks"])
+        store.save(result, ranks)
+    for config in chapter_configs("shuffle", "book", datasets=["LastFM"], seeds=[0]):
+        result, ranks = fake_result(config, rng)
+        ranks = {key: base for key in ranks}  # shuffling changes no user's rank
+        for key in ("test", "test_shuffled_window", "test_shuffled_history"):
+            result[key] = summarize_ranks(base)
+        store.save(result, ranks)
+    return root
+
+
+def test_book_profile_names_a_set_like_data_set_and_a_partial_grid(tmp_path, set_like_store):
+    """Context helps, order does not: Chapter 4 says the earlier items act as a set, and
+    both chapters say that only 7 of the 8 maxlens are stored."""
+    shuffle = markdown_text(execute("shuffle", tmp_path, profile="book", datasets=["LastFM"],
+                                    seeds=[0], results_root=str(set_like_store)))
+    assert ("On LastFM (+" in shuffle and "at maxlen 3, maxlens stored: 7 of 8: 1, 2, 3, 5, "
+            "10, 20, 30; shuffled ±0.0 %) a longer context helps" in shuffle)
+    assert "matter as a set" in shuffle
+    maxlen = markdown_text(execute("maxlen", tmp_path, profile="book", datasets=["LastFM"],
+                                   seeds=[0], results_root=str(set_like_store)))
+    assert "with maxlen 3" in maxlen
+    assert "Only maxlen 1, 2, 3, 5, 10, 20, 30 of the grid are stored so far" in maxlen
