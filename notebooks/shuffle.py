@@ -191,10 +191,8 @@ plots.style_table(detail.rename(columns={"relative_change": "change", "wilcoxon_
 
 # %%
 maxlen_runs = analysis.load_runs(maxlen_params)
-display(Markdown(
-    f"Chapter 1 runs used: maxlen {sorted({c.maxlen for c in maxlen_params.configs})}, "
-    f"seeds {maxlen_params.seeds}."
-))
+chapter1_grid = sorted({c.maxlen for c in maxlen_params.configs})
+display(Markdown(f"Chapter 1 runs used: maxlen {chapter1_grid}, seeds {maxlen_params.seeds}."))
 sequentiality = analysis.sequentiality_summary(frame, maxlen_runs.frame, "NDCG@10")
 (plots.sequentiality_scatter(sequentiality, provenance=[runs, maxlen_runs])
  if not sequentiality.dropna(subset=["shuffle_drop", "maxlen_gain"]).empty
@@ -208,8 +206,7 @@ seq_shown = pd.DataFrame({
     "maxlen gain (best vs 1)": sequentiality["maxlen_gain"].map(analysis.pct),
     "best maxlen": sequentiality["best_maxlen"],
     "maxlens stored": [
-        "–" if not isinstance(m, list) else
-        analysis.stored_of_grid(m, {c.maxlen for c in maxlen_params.configs})
+        analysis.stored_of_grid(m, chapter1_grid) if isinstance(m, list) else "–"
         for m in sequentiality["maxlens"]],
 })
 plots.style_table(analysis.complete(seq_shown, params),
@@ -290,9 +287,9 @@ def conclusion() -> str:
         )
         set_like = summary[(summary["shuffle_drop"].abs() < 0.05)
                            & (summary["maxlen_gain"] >= 0.05)]
-        grid = {c.maxlen for c in maxlen_params.configs}
         cases = [f"{plots.short_name(r.dataset)} ({analysis.pct(r.maxlen_gain)} at maxlen "
-                 f"{r.best_maxlen}, maxlens stored: {analysis.stored_of_grid(r.maxlens, grid)}; "
+                 f"{r.best_maxlen}, maxlens stored: "
+                 f"{analysis.stored_of_grid(r.maxlens, chapter1_grid)}; "
                  f"shuffled {analysis.pct(r.shuffle_drop)})" for r in set_like.itertuples()]
         if cases:
             lines.append(
