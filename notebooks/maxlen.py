@@ -257,19 +257,19 @@ def conclusion() -> str:
             )
         if "negligible" in verdicts:
             lines.append(
-                f"On {', '.join(verdicts['negligible'])} even the best context improves "
+                f"On {analysis.and_join(verdicts['negligible'])} even the best context improves "
                 "NDCG@10 by less than 5 % over the last item alone: SASRec draws nearly all "
                 "of its accuracy from the last item there, as Note A claims."
             )
         if "not significant" in verdicts:
             lines.append(
-                f"On {', '.join(verdicts['not significant'])} the best context looks better "
+                f"On {analysis.and_join(verdicts['not significant'])} the best context looks better "
                 "by 5 % or more, but the paired per-user test does not separate it from "
                 "maxlen 1 at the 5 % level (and the best maxlen was picked on the test set)."
             )
         if "significant" in verdicts:
             lines.append(
-                f"On {', '.join(verdicts['significant'])} a longer context helps by 5 % or "
+                f"On {analysis.and_join(verdicts['significant'])} a longer context helps by 5 % or "
                 "more, and the paired per-user test confirms it: there the earlier items "
                 "carry signal that the last one does not. Chapter 4 asks whether it is their "
                 "order or just their presence."

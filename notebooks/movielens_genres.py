@@ -311,7 +311,7 @@ def conclusion() -> str:
         "- Every interval lies above zero: in every data set, consecutive items share an "
         "attribute more often than the same items in random order."
         if below.empty else
-        f"- The interval reaches zero for {', '.join(map(plots.short_name, below['dataset']))}"
+        f"- The interval reaches zero for {analysis.and_join(map(plots.short_name, below['dataset']))}"
         ": there the order adds nothing measurable.")
     if dataset in set(summary["dataset"]) and len(summary) > 1:
         row = summary.set_index("dataset").loc[dataset]

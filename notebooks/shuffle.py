@@ -243,24 +243,24 @@ def conclusion() -> str:
     if "negligible" in groups:
         lines.append(
             f"Permuting the earlier items inside the window changes NDCG@10 by less than 5 % "
-            f"on {', '.join(groups['negligible'])}: for SASRec on these data sets the order "
+            f"on {analysis.and_join(groups['negligible'])}: for SASRec on these data sets the order "
             "of the earlier items carries little information, as the Markovian view predicts."
         )
     if "significant" in groups:
         lines.append(
-            f"On {', '.join(groups['significant'])} the window shuffle costs 5 % or more and "
+            f"On {analysis.and_join(groups['significant'])} the window shuffle costs 5 % or more and "
             "the paired per-user test confirms it: order matters there (Chapter 5 looks at "
             "where MovieLens's sequentiality comes from)."
         )
     if "gain" in groups:
         lines.append(
-            f"On {', '.join(groups['gain'])} the shuffled order scores significantly *higher*"
+            f"On {analysis.and_join(groups['gain'])} the shuffled order scores significantly *higher*"
             ", a sign that the model relies on the earlier items in a way that does not "
             "depend on their order."
         )
     if "not significant" in groups:
         lines.append(
-            f"On {', '.join(groups['not significant'])} the window shuffle moves NDCG@10 by "
+            f"On {analysis.and_join(groups['not significant'])} the window shuffle moves NDCG@10 by "
             "5 % or more, but the paired test does not confirm the change at the 5 % level."
         )
     both = nd.pivot(index="dataset", columns="protocol", values="relative_change") \
@@ -282,7 +282,7 @@ def conclusion() -> str:
         lines.append(
             f"In the cross-data-set summary, {len(markov)} of {len(summary)} data set(s) "
             "lie within 5 % of the origin on both axes"
-            + (f" ({', '.join(plots.short_name(x) for x in markov['dataset'])})"
+            + (f" ({analysis.and_join(map(plots.short_name, markov['dataset']))})"
                if len(markov) else "") + "."
         )
         set_like = summary[(summary["shuffle_drop"].abs() < 0.05)

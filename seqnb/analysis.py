@@ -494,6 +494,14 @@ def pct(x: float, signed: bool = True, digits: int = 1) -> str:
     return ("+" if x > 0 else "−" if x < 0 else "±") + text
 
 
+def and_join(names: Iterable[str]) -> str:
+    """'A', 'A and B', 'A, B and C': a list of names inside a sentence."""
+    names = list(names)
+    if len(names) < 2:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def stored_of_grid(stored: Iterable[int], grid: Iterable[int]) -> str:
     """'all 8' when every grid value is stored, else '2 of 8: 1, 2'."""
     have, want = sorted(set(stored)), sorted(set(grid))
@@ -847,12 +855,12 @@ def complete(table: pd.DataFrame, params: ChapterParameters, column: str = "data
 
 __all__ = [
     "PAIRED_METRIC", "PROTOCOLS", "STAMP_LABELS", "UNAVAILABLE", "NOT_TRAINED",
-    "ChapterParameters", "PairedTest", "add_setting", "attention_by_offset",
+    "ChapterParameters", "PairedTest", "add_setting", "and_join", "attention_by_offset",
     "attention_on_last", "attention_rows", "block_label", "caveat_markdown", "caveats",
     "check_chapter", "compare", "complete", "convergence_sentence", "coverage", "format_p",
     "late_gain", "load_runs", "maxlen_gain", "mean_std", "missing_summary", "paired_test",
-    "pct", "per_user", "pooled",
-    "relative_change", "run_label", "sequentiality_summary", "shuffle_drop", "shuffle_table",
-    "shuffled_column", "still_improving", "stored_of_grid", "test_input_lengths", "unconverged",
-    "uniform_attention", "unique_shares", "validation_curves", "verdict", "with_unavailable",
+    "pct", "per_user", "pooled", "relative_change", "run_label", "sequentiality_summary",
+    "shuffle_drop", "shuffle_table", "shuffled_column", "still_improving", "stored_of_grid",
+    "test_input_lengths", "unconverged", "uniform_attention", "unique_shares",
+    "validation_curves", "verdict", "with_unavailable",
 ]

@@ -195,6 +195,8 @@ def test_maxlen_gain_hand_worked():
     # a partly stored grid says so, in the chapter table's words
     assert analysis.stored_of_grid(out.loc["B", "maxlens"], [1, 2, 5, 10]) == "2 of 4: 1, 2"
     assert analysis.stored_of_grid(out.loc["A", "maxlens"], [1, 5, 10]) == "all 3"
+    assert [analysis.and_join(n) for n in ([], ["A"], ["A", "B"], ["A", "B", "C"])] == [
+        "", "A", "A and B", "A, B and C"]
     # one stored maxlen is no evidence of "no gain": the data set gets no row
     single = pd.concat([frame, pd.DataFrame({"dataset": ["C"], "maxlen": [1], "seed": [0],
                                              "NDCG@10": [0.2]})])
