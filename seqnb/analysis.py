@@ -6,6 +6,7 @@ small pandas frames that tables and charts show directly.
 
 * :func:`mean_std` — mean, std (ddof=1) and count over seeds, in long form.
 * :func:`paired_test` — Wilcoxon signed-rank and paired t-test on per-user values.
+* :func:`precision_pairs` — each stored bf16 run against its fp32 twin (paired per user).
 * :func:`compare` — two settings per data set: per-user metric from the stored ranks,
   averaged per user over the seeds both settings have, then :func:`paired_test`.
 * :func:`maxlen_gain`, :func:`shuffle_drop`, :func:`sequentiality_summary` — the
@@ -20,13 +21,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from seqnb.config import RunConfig
 from seqnb.metrics import BOOK_METRICS, metrics_from_ranks
 
 PAIRED_METRIC = "NDCG@10"
@@ -217,6 +219,60 @@ def compare(
                                pooled([per_user(x, m) for x in arrays_b]))
             rows.append({by: key, "metric": m, "seeds": len(arrays_a), **test.as_dict()})
     return pd.DataFrame(rows, columns=cols)
+
+
+def precision_pairs(
+    results: Iterable[dict[str, Any]],
+    arrays: Callable[[str], dict[str, np.ndarray]],
+    metric: str = PAIRED_METRIC,
+) -> pd.DataFrame:
+    """Every stored bf16 run next to the stored fp32 run of the same configuration.
+
+    One row per pair: the test ``metric`` of both, the relative change (bf16 against fp32),
+    a paired per-user test on the stored test ranks, and each run's device, training seconds
+    and code commits. ``arrays(run_id)`` returns a run's stored arrays
+    (``ResultStore.arrays``). A bf16 run without its fp32 twin is left out.
+    """
+    results = list(results)
+    by_id = {r.get("run_id"): r for r in results}
+    columns = ["dataset", "setting", "seed", f"fp32 {metric}", f"bf16 {metric}", "change",
+               "wilcoxon_p", "users", "fp32 device", "bf16 device", "fp32 train s",
+               "bf16 train s", "fp32 code", "bf16 code"]
+    rows = []
+    for r in results:
+        config = RunConfig.from_dict(r["config"])
+        if config.precision != "bf16":
+            continue
+        twin = by_id.get(replace(config, precision="fp32").run_id)
+        if twin is None:
+            continue
+        test = paired_test(per_user(arrays(twin["run_id"])["test_ranks"], metric),
+                           per_user(arrays(r["run_id"])["test_ranks"], metric))
+        device, code = {}, {}
+        for name, run in (("fp32", twin), ("bf16", r)):
+            prov = run.get("provenance", {})
+            segments = prov.get("segments") or [prov]
+            device[name] = " + ".join(dict.fromkeys(s["device"] for s in segments
+                                                    if s.get("device")))
+            code[name] = " + ".join(dict.fromkeys(s["git_commit"][:7] + s["git_commit"][40:]
+                                                  for s in segments if s.get("git_commit")))
+        rows.append({
+            "dataset": config.dataset,
+            "setting": run_label(r["config"]),
+            "seed": config.seed,
+            f"fp32 {metric}": twin["test"][metric],
+            f"bf16 {metric}": r["test"][metric],
+            "change": relative_change(twin["test"][metric], r["test"][metric]),
+            "wilcoxon_p": test.wilcoxon_p,
+            "users": test.n_users,
+            "fp32 device": device["fp32"],
+            "bf16 device": device["bf16"],
+            "fp32 train s": twin["provenance"].get("train_seconds"),
+            "bf16 train s": r["provenance"].get("train_seconds"),
+            "fp32 code": code["fp32"],
+            "bf16 code": code["bf16"],
+        })
+    return pd.DataFrame(rows, columns=columns)
 
 
 # ----- labels for settings ------------------------------------------------------------------
@@ -855,12 +911,13 @@ def complete(table: pd.DataFrame, params: ChapterParameters, column: str = "data
 
 __all__ = [
     "PAIRED_METRIC", "PROTOCOLS", "STAMP_LABELS", "UNAVAILABLE", "NOT_TRAINED",
-    "ChapterParameters", "PairedTest", "add_setting", "and_join", "attention_by_offset",
-    "attention_on_last", "attention_rows", "block_label", "caveat_markdown", "caveats",
-    "check_chapter", "compare", "complete", "convergence_sentence", "coverage", "format_p",
-    "late_gain", "load_runs", "maxlen_gain", "mean_std", "missing_summary", "paired_test",
-    "pct", "per_user", "pooled", "relative_change", "run_label", "sequentiality_summary",
-    "shuffle_drop", "shuffle_table", "shuffled_column", "still_improving", "stored_of_grid",
-    "test_input_lengths", "unconverged", "uniform_attention", "unique_shares",
-    "validation_curves", "verdict", "with_unavailable",
+    "add_setting", "and_join", "attention_by_offset", "attention_on_last", "attention_rows",
+    "block_label", "caveat_markdown", "caveats", "ChapterParameters", "check_chapter",
+    "compare", "complete", "convergence_sentence", "coverage", "format_p", "late_gain",
+    "load_runs", "maxlen_gain", "mean_std", "missing_summary", "paired_test", "PairedTest",
+    "pct", "per_user", "pooled", "precision_pairs", "relative_change", "run_label",
+    "sequentiality_summary", "shuffle_drop", "shuffle_table", "shuffled_column",
+    "still_improving", "stored_of_grid", "test_input_lengths", "unconverged",
+    "uniform_attention", "unique_shares", "validation_curves", "verdict",
+    "with_unavailable",
 ]

@@ -176,6 +176,41 @@ def test_compare_pairs_only_common_seeds_and_skips_missing_arrays():
     assert analysis.compare(runs, {"model": "sasrec"}, {"model": "zero_block"}).empty
 
 
+def _stored(config, ranks, device, train_seconds):
+    return {"run_id": config.run_id, "config": config.to_dict(),
+            "test": {"NDCG@10": float(analysis.per_user(ranks).mean())},
+            "provenance": {"device": device, "train_seconds": train_seconds,
+                           "git_commit": "0123456789" * 4 + "+dirty"}}
+
+
+def test_precision_pairs_match_each_bf16_run_with_its_fp32_twin():
+    fp32 = RunConfig(dataset="A", num_blocks=2, seed=0, chapter="shuffle")
+    bf16 = RunConfig(dataset="A", num_blocks=2, seed=0, precision="bf16", chapter="zero_block")
+    lonely = RunConfig(dataset="A", num_blocks=1, seed=0, precision="bf16")  # no fp32 twin
+    ranks = {fp32.run_id: np.array([1, 2, 30, 4, 7], np.uint8),
+             bf16.run_id: np.array([2, 2, 3, 9, 7], np.uint8),
+             lonely.run_id: np.array([1, 1, 1, 1, 1], np.uint8)}
+    results = [_stored(fp32, ranks[fp32.run_id], "cpu (X, 1 threads)", 100.0),
+               _stored(bf16, ranks[bf16.run_id], "cpu (Y, 1 threads)", 60.0),
+               _stored(lonely, ranks[lonely.run_id], "cpu (Y, 1 threads)", 50.0)]
+    out = analysis.precision_pairs(results, lambda run_id: {"test_ranks": ranks[run_id]})
+    assert len(out) == 1  # the run without a twin is left out
+    row = out.iloc[0]
+    # per-user NDCG@10 by hand: 1 / log2(rank + 1) within the top 10, else 0
+    by_hand = {k: np.array([1 / math.log2(r + 1) if r <= 10 else 0.0 for r in v])
+               for k, v in ranks.items()}
+    a, b = by_hand[fp32.run_id], by_hand[bf16.run_id]
+    assert row["setting"] == "SASRec (2 blocks)" and row["seed"] == 0 and row["users"] == 5
+    assert row["fp32 NDCG@10"] == pytest.approx(a.mean())
+    assert row["bf16 NDCG@10"] == pytest.approx(b.mean())
+    assert row["change"] == pytest.approx(b.mean() / a.mean() - 1)
+    assert row["wilcoxon_p"] == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    assert (row["fp32 device"], row["bf16 device"]) == ("cpu (X, 1 threads)", "cpu (Y, 1 threads)")
+    assert (row["fp32 train s"], row["bf16 train s"]) == (100.0, 60.0)
+    assert row["bf16 code"] == "0123456+dirty"
+    assert analysis.precision_pairs(results[:1], lambda run_id: {}).empty
+
+
 # ----- chapter summaries --------------------------------------------------------------------
 def test_maxlen_gain_hand_worked():
     frame = pd.DataFrame({
