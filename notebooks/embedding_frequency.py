@@ -48,7 +48,7 @@ profile = "book"  # "smoke" (300 users, 2 epochs, CPU) | "book" (stored runs onl
 datasets = None  # None: the chapter's default (Amazon2014Beauty_550_LOU); or a list of names
 dataset = None  # shorthand for one data set: papermill -p dataset Yelp2019_550_S3Rec
 seeds = [0, 1, 2]  # training seeds (smoke keeps the first two)
-band_edges = None  # [l, u] grid edges; None: [0, 1, 3, 10, 30, 100000] (smoke: [0, 2, 100000])
+band_edges = None  # [l, u] edges, 100000 = no limit; None: [0,1,3,10,30,100000] (smoke [0,2,100000])
 epochs = None  # None: the configuration default (Note B: 200; smoke: 2)
 device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"; only used when training
 train = None  # None: the profile default (book: never train; smoke, full: train missing)
@@ -85,7 +85,7 @@ from IPython.display import Markdown, display
 
 from seqnb import plots
 from seqnb.data import locate
-from seqnb.experiments import BAND_EDGES, SMOKE_BAND_EDGES, SMOKE_USERS
+from seqnb.experiments import BAND_EDGES, SMOKE_BAND_EDGES, SMOKE_USERS, band_grid
 from seqnb.plots import frequency as freq
 
 plots.setup()
@@ -134,7 +134,7 @@ pd.DataFrame({
                   "epochs override", "device", "k", "bins", "scatter points", "tolerance",
                   "result store"],
     "value": [profile, ", ".join(shown), ", ".join(map(str, params.seeds)),
-              ", ".join(f"{e:,}" for e in edges), len(edges) * (len(edges) + 1) // 2,
+              ", ".join(f"{e:,}" for e in edges), len(band_grid(tuple(edges))),
               epochs or "none (configuration default)", device, k, bins, max_points,
               tolerance, str(runs.store.root)],
 }).astype(str).pipe(plots.style_table, caption="Chapter parameters as run")
@@ -228,7 +228,9 @@ plots.style_table(claims, caption=f"The note's expected finding, tested (toleran
 # counts the item's own users, so each "neighbour average" includes the item itself (the
 # *self term*; the note's setting) — we also show the variant without it. And an item never
 # seen in training has an empty row of $A$, so it gets a **zero** vector: the band $[0, 0]$
-# zeroes exactly the never-trained items. Each cell of the heatmaps is one band, trained
+# zeroes exactly the never-trained items. The top edge, 100,000, stands for "no upper
+# limit" (no item here is trained that often): $[l, 100{,}000]$ is every item trained at
+# least $l$ times. Each cell of the heatmaps is one band, trained
 # from scratch with every seed; the lower row shows the change against the unmodified
 # model of the same seed (the paired Wilcoxon test on per-user NDCG@10 is in the tooltip
 # and the table).

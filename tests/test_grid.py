@@ -60,3 +60,17 @@ def test_bad_worker_count_is_rejected(workers) -> None:
 def test_cli_rejects_zero_workers_before_any_work(capsys) -> None:
     with pytest.raises(SystemExit, match="--workers must be a positive integer"):
         main(["grid", "--chapter", "maxlen", "--workers", "0"])
+
+
+def test_band_grid_is_every_band_that_can_select_an_item() -> None:
+    from seqnb.experiments import OPEN_END, band_grid, chapter_configs
+
+    # by hand: edges 0, 2, 5 give the six bands with l <= u
+    assert band_grid((0, 2, 5)) == [(0, 0), (0, 2), (0, 5), (2, 2), (2, 5), (5, 5)]
+    # an open end is an upper edge only: [OPEN_END, OPEN_END] would select no item
+    assert band_grid((0, 3, OPEN_END)) == [(0, 0), (0, 3), (0, OPEN_END), (3, 3), (3, OPEN_END)]
+    # Chapter 6: per model, the unmodified run plus each band with and without self term
+    configs = chapter_configs("embedding_frequency", "full", datasets=["Amazon2014Beauty_550_LOU"],
+                              seeds=[0], grid=[0, 3, OPEN_END])
+    assert len(configs) == 2 * (1 + 2 * 5)
+    assert {c.smooth_band for c in configs} == {None, *band_grid((0, 3, OPEN_END))}
