@@ -511,3 +511,20 @@ def test_book_has_charts(built_html: Path) -> None:
         for d in chapters
     )
     assert n > 0, "no altair chart in any chapter"
+
+
+@pytest.mark.slow
+def test_performance_page_shows_its_tables(built_html: Path) -> None:
+    """Each table of the performance page is displayed (a Styler left inside an ``if`` block
+    is not the cell's value and would silently show nothing)."""
+    from seqnb.analysis import precision_pairs
+    from seqnb.results import ResultStore
+
+    html = (built_html / "book" / "performance.html").read_text()
+    assert "benchmarks/speed.py on Amazon2014Beauty_550_LOU" in html
+    store = ResultStore()
+    stored = store.all()
+    if stored:
+        assert "Stored runs: device, date and time taken" in html
+    if not precision_pairs(stored, store.arrays).empty:
+        assert "bf16 against fp32: stored runs of the same configuration" in html
