@@ -233,11 +233,16 @@ def precision_pairs(
     and code commits. ``arrays(run_id)`` returns a run's stored arrays
     (``ResultStore.arrays``). A bf16 run without its fp32 twin is left out.
     """
+    from seqnb.chapter import _short_commit
+    from seqnb.results import results_frame
+
     results = list(results)
-    by_id = {r.get("run_id"): r for r in results}
+    # one row per run: the devices and commits of all its segments, as the chapters show them
+    runs = results_frame(results).set_index("run_id") if results else pd.DataFrame()
     columns = ["dataset", "setting", "seed", f"fp32 {metric}", f"bf16 {metric}", "change",
                "wilcoxon_p", "users", "fp32 device", "bf16 device", "fp32 train s",
                "bf16 train s", "fp32 code", "bf16 code"]
+    by_id = {r.get("run_id"): r for r in results}
     rows = []
     for r in results:
         config = RunConfig.from_dict(r["config"])
@@ -248,30 +253,17 @@ def precision_pairs(
             continue
         test = paired_test(per_user(arrays(twin["run_id"])["test_ranks"], metric),
                            per_user(arrays(r["run_id"])["test_ranks"], metric))
-        device, code = {}, {}
+        row = {"dataset": config.dataset, "setting": run_label(r["config"]),
+               "seed": config.seed, "change": relative_change(twin["test"][metric],
+                                                               r["test"][metric]),
+               "wilcoxon_p": test.wilcoxon_p, "users": test.n_users}
         for name, run in (("fp32", twin), ("bf16", r)):
-            prov = run.get("provenance", {})
-            segments = prov.get("segments") or [prov]
-            device[name] = " + ".join(dict.fromkeys(s["device"] for s in segments
-                                                    if s.get("device")))
-            code[name] = " + ".join(dict.fromkeys(s["git_commit"][:7] + s["git_commit"][40:]
-                                                  for s in segments if s.get("git_commit")))
-        rows.append({
-            "dataset": config.dataset,
-            "setting": run_label(r["config"]),
-            "seed": config.seed,
-            f"fp32 {metric}": twin["test"][metric],
-            f"bf16 {metric}": r["test"][metric],
-            "change": relative_change(twin["test"][metric], r["test"][metric]),
-            "wilcoxon_p": test.wilcoxon_p,
-            "users": test.n_users,
-            "fp32 device": device["fp32"],
-            "bf16 device": device["bf16"],
-            "fp32 train s": twin["provenance"].get("train_seconds"),
-            "bf16 train s": r["provenance"].get("train_seconds"),
-            "fp32 code": code["fp32"],
-            "bf16 code": code["bf16"],
-        })
+            info = runs.loc[run["run_id"]]
+            row[f"{name} {metric}"] = run["test"][metric]
+            row[f"{name} device"] = info["device_name"]
+            row[f"{name} train s"] = run["provenance"].get("train_seconds")
+            row[f"{name} code"] = " + ".join(_short_commit(c) for c in info["code_commits"])
+        rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
 
