@@ -1,7 +1,7 @@
 """Training and evaluation speed of seqnb's SASRec, with the arithmetic it cannot avoid.
 
     python benchmarks/speed.py                       # Beauty, CPU (and CUDA when present)
-    python benchmarks/speed.py --device cpu --epochs 2 --json out.json
+    python benchmarks/speed.py --device cpu --epochs 3 --json out.json
     python benchmarks/speed.py --parts neighbour      # only MF-BPR and the neighbour average
 
 For each configuration it times, side by side in the same process:
@@ -9,7 +9,8 @@ For each configuration it times, side by side in the same process:
     Note B: BCE with one negative, batch 256), in fp32 and in bf16;
   * the epoch's unavoidable arithmetic: the logits matmuls ``positions x items x dim``
     (forward, and the two backward products), timed as bare matmuls of the same shapes
-    (the fastest of both layouts and several chunk sizes);
+    (the fastest of both layouts and several chunk sizes), alternately with the epoch:
+    ``epoch_over_bare`` is the median ratio of the pairs;
   * a plain ``F.cross_entropy`` on the same logits, for scale;
   * full-ranking evaluation of every user (seen items removed);
   * MF-BPR epochs (Note B: BPR, batch 256), plain and with neighbour-averaged embeddings,
@@ -28,6 +29,7 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -59,9 +61,10 @@ def _best_of(fn, repeats: int, dev: torch.device) -> float:
 
 
 def bare_logits_matmuls(positions: int, items: int, dim: int, dtype: torch.dtype,
-                        dev: torch.device) -> float:
-    """Seconds for Z = H E^T, dH = G E, dE = G^T H over all positions (no softmax): the
-    fastest of both logits layouts (rows x items, items x rows) and several chunk sizes."""
+                        dev: torch.device) -> tuple[Callable[[], None], str]:
+    """Z = H E^T, dH = G E, dE = G^T H over all positions (no softmax), in the fastest of
+    both logits layouts (rows x items, items x rows) and several chunk sizes: that setting
+    (each timed once after a warm-up) as a callable, and its name."""
     H = torch.randn(positions, dim, device=dev).to(dtype)
     E = torch.randn(items, dim, device=dev).to(dtype)
     E_T = E.T.contiguous()
@@ -83,12 +86,25 @@ def bare_logits_matmuls(positions: int, items: int, dim: int, dtype: torch.dtype
             dE += z @ h
 
     chunks = (128, 256, 1024, 4096) if dev.type == "cpu" else (1024, 4096, 16384)
-    best = float("inf")
+    settings = {}
     for layout in (rows_first, items_first):
         for chunk in chunks:
-            layout(chunk)  # warm-up
-            best = min(best, _best_of(lambda f=layout, c=chunk: f(c), 2, dev))
-    return best
+            fn = lambda f=layout, c=chunk: f(c)  # noqa: E731
+            fn()  # warm-up
+            settings[f"{layout.__name__}, chunk {chunk}"] = (_best_of(fn, 1, dev), fn)
+    name = min(settings, key=lambda k: settings[k][0])
+    return settings[name][1], name
+
+
+def paired_timings(
+    first: Callable[[], Any], second: Callable[[], Any], rounds: int, dev: torch.device
+) -> list[tuple[float, float]]:
+    """Seconds of ``first`` and ``second`` timed alternately, ``rounds`` pairs.
+
+    On a shared (virtual) machine the speed drifts by 10-20 % within minutes; a ratio of
+    two timings taken back to back is stable where one of timings taken minutes apart is not.
+    """
+    return [(_best_of(first, 1, dev), _best_of(second, 1, dev)) for _ in range(rounds)]
 
 
 def plain_cross_entropy(positions: int, items: int, dim: int, dtype: torch.dtype,
@@ -128,23 +144,27 @@ def bench(
             config = make(dataset_name, precision=precision, device=str(dev))
             trainee = prepare(config, ds, dev)
             train_epoch(trainee)  # warm-up (allocations, first-touch)
-            seconds = _best_of(lambda t=trainee: train_epoch(t), epochs, dev)
             positions = int((trainee.Y > 0).sum())
-            row: dict[str, Any] = {
-                "config": label,
-                "precision": precision,
-                "epoch_s": round(seconds, 2),
-                "positions": positions,
-            }
-            if config.loss == "ce":
+            row: dict[str, Any] = {"config": label, "precision": precision}
+            epoch = lambda t=trainee: train_epoch(t)  # noqa: E731
+            if config.loss != "ce":
+                row["epoch_s"] = round(_best_of(epoch, epochs, dev), 2)
+            else:
                 dtype = torch.float32 if precision == "fp32" else torch.bfloat16
-                bare = bare_logits_matmuls(positions, ds.num_items + 1, config.embedding_dim,
-                                           dtype, dev)
-                row["bare_logits_matmuls_s"] = round(bare, 2)
-                row["epoch_over_bare"] = round(seconds / bare, 2)
+                bare, setting = bare_logits_matmuls(positions, ds.num_items + 1,
+                                                    config.embedding_dim, dtype, dev)
+                # each epoch next to a bare run: the ratio is the median of the pairs
+                pairs = paired_timings(epoch, bare, epochs, dev)
+                ratios = [e / b for e, b in pairs]
+                row["epoch_s"] = round(min(e for e, _ in pairs), 2)
+                row["bare_logits_matmuls_s"] = round(min(b for _, b in pairs), 2)
+                row["bare_setting"] = setting
+                row["epoch_over_bare"] = round(float(np.median(ratios)), 2)
+                row["epoch_over_bare_pairs"] = [round(r, 2) for r in ratios]
                 row["plain_F.cross_entropy_s"] = round(
                     plain_cross_entropy(positions, ds.num_items + 1, config.embedding_dim,
                                         dtype, dev), 2)
+            row["positions"] = positions
             rows.append(row)
     if "eval" in parts:
         config = note_a(dataset_name, device=str(dev))
@@ -217,7 +237,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="Amazon2014Beauty_550_LOU")
     parser.add_argument("--device", default=None, help="cpu, cuda (default: both if present)")
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs (best of)")
+    parser.add_argument(
+        "--epochs", type=int, default=3,
+        help="timed epochs: best of, and for the CE epochs as many pairs with the bare matmuls",
+    )
     parser.add_argument("--json", default=None, help="write the table as JSON here")
     parser.add_argument(
         "--parts", nargs="+", choices=PARTS, default=list(PARTS),
