@@ -64,7 +64,7 @@ def bare_logits_matmuls(positions: int, items: int, dim: int, dtype: torch.dtype
                         dev: torch.device) -> tuple[Callable[[], None], str]:
     """Z = H E^T, dH = G E, dE = G^T H over all positions (no softmax), in the fastest of
     both logits layouts (rows x items, items x rows) and several chunk sizes: that setting
-    (each timed once after a warm-up) as a callable, and its name."""
+    (each the best of 2 after a warm-up) as a callable, and its name."""
     H = torch.randn(positions, dim, device=dev).to(dtype)
     E = torch.randn(items, dim, device=dev).to(dtype)
     E_T = E.T.contiguous()
@@ -91,7 +91,7 @@ def bare_logits_matmuls(positions: int, items: int, dim: int, dtype: torch.dtype
         for chunk in chunks:
             fn = lambda f=layout, c=chunk: f(c)  # noqa: E731
             fn()  # warm-up
-            settings[f"{layout.__name__}, chunk {chunk}"] = (_best_of(fn, 1, dev), fn)
+            settings[f"{layout.__name__}, chunk {chunk}"] = (_best_of(fn, 2, dev), fn)
     name = min(settings, key=lambda k: settings[k][0])
     return settings[name][1], name
 
@@ -101,8 +101,8 @@ def paired_timings(
 ) -> list[tuple[float, float]]:
     """Seconds of ``first`` and ``second`` timed alternately, ``rounds`` pairs.
 
-    On a shared (virtual) machine the speed drifts by 10-20 % within minutes; a ratio of
-    two timings taken back to back is stable where one of timings taken minutes apart is not.
+    On a shared (virtual) machine the speed drifts by 10-20 % within minutes: the ratio of
+    two timings taken back to back is steadier than that of two taken minutes apart.
     """
     return [(_best_of(first, 1, dev), _best_of(second, 1, dev)) for _ in range(rounds)]
 
