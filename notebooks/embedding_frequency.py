@@ -231,9 +231,10 @@ plots.style_table(claims, caption=f"The note's expected finding, tested (toleran
 # zeroes exactly the never-trained items. The top edge, 100,000, stands for "no upper
 # limit" (no item here is trained that often): $[l, 100{,}000]$ is every item trained at
 # least $l$ times. Each cell of the heatmaps is one band, trained
-# from scratch with every seed; the lower row shows the change against the unmodified
-# model of the same seed (the paired Wilcoxon test on per-user NDCG@10 is in the tooltip
-# and the table).
+# from scratch with every seed. Each model has two rows, with and without the self term
+# side by side: its test NDCG@10, and below it the change against the unmodified model of
+# the same seed (the paired Wilcoxon test on per-user NDCG@10 is in the tooltip and the
+# table).
 
 # %%
 bands = freq.band_table(runs, metric=metric)
@@ -257,6 +258,7 @@ else:
                        bands.loc[idx_worst].assign(which="worst band")])
             .sort_values(["dataset", "model", "self term", "which"]))
     best = best.assign(**{
+        "dataset": best["dataset"].map(plots.short_name),  # the table fits the page
         metric: [plots.format_mean_std(m, s, n) for m, s, n in
                  zip(best["mean"], best["std"], best["seeds"], strict=True)],
         "unmodified": best["plain"].map("{:.4f}".format),

@@ -551,14 +551,14 @@ def norm_scatter(items: pd.DataFrame, norm_stats: pd.DataFrame | None = None,
 
 
 def band_heatmaps(bands: pd.DataFrame, metric: str = "NDCG@10", provenance: Any = None) -> Any:
-    """Two rows of heatmaps over ``[l, u]``: test ``metric`` (one colour scale per model)
-    and its change against the unmodified model (one diverging scale); columns = model ×
-    self term. ``bands``: :func:`band_table`."""
+    """Heatmaps over ``[l, u]``, two rows per model: its test ``metric`` (one colour scale
+    per model) and the change against the unmodified model (one diverging scale shared by
+    all); columns = self term (with, without): two panels, narrow enough for the page.
+    ``bands``: :func:`band_table`."""
     data = bands.copy()
     edges = sorted(set(data["l"]) | set(data["u"]))
     data["l_label"] = data["l"].map(_edge_label)
     data["u_label"] = data["u"].map(_edge_label)
-    data["column"] = data["model"] + " · " + data["self term"]
     order = [_edge_label(e) for e in edges]
     tooltip = [alt.Tooltip("dataset:N"), alt.Tooltip("model:N"), alt.Tooltip("self term:N"),
                alt.Tooltip("band:N", title="band [l, u]"),
@@ -574,7 +574,7 @@ def band_heatmaps(bands: pd.DataFrame, metric: str = "NDCG@10", provenance: Any 
                alt.Tooltip("seeds:Q")]
     x = alt.X("u_label:O", title="upper edge u", sort=order, axis=alt.Axis(labelAngle=0))
     y = alt.Y("l_label:O", title="lower edge l", sort=order)
-    columns = list(dict.fromkeys(data["column"]))
+    self_terms = list(dict.fromkeys(data["self term"]))
     sel = _dataset_param(data["dataset"], "band_dataset")
 
     def heat(frame: pd.DataFrame, field: str, scale: alt.Scale, fmt: str, title: str,
@@ -588,29 +588,27 @@ def band_heatmaps(bands: pd.DataFrame, metric: str = "NDCG@10", provenance: Any 
         text = base.mark_text(fontSize=9).encode(
             x=x, y=y, text=alt.Text(f"{field}:Q", format=fmt), tooltip=tooltip,
             color=alt.condition(dark, alt.value("white"), alt.value("#222")))
-        cols = [c for c in columns if c in set(frame["column"])]
+        cols = [c for c in self_terms if c in set(frame["self term"])]
         return alt.layer(rect, text, data=frame).properties(
-            width=alt.Step(48), height=alt.Step(22)).facet(
-            column=alt.Column("column:N", title=title, sort=cols,
-                              header=alt.Header(labelExpr="split(datum.value, ' · ')")))
+            width=alt.Step(40), height=alt.Step(22)).facet(
+            column=alt.Column("self term:N", title=title, sort=cols))
 
-    per_model = []
+    finite = data["delta"].dropna()
+    span = float(finite.abs().max()) if len(finite) and finite.abs().max() > 0 else 1.0
+    rows = []
     for model in dict.fromkeys(data["model"]):
         sub = data[data["model"] == model]
         lo, hi = float(sub["mean"].min()), float(sub["mean"].max())
         # one stored band (lo == hi): let Vega pick the domain
         domain = {"domain": [lo, hi]} if hi > lo else {}
-        per_model.append(heat(sub, "mean", alt.Scale(scheme="viridis", **domain),
-                              ".4f", f"test {metric}", f"{metric} ({model})",
-                              f"datum.mean < {lo + 0.45 * (hi - lo)!r}"))
-    top = alt.hconcat(*per_model).resolve_scale(color="independent")
-    finite = data["delta"].dropna()
-    span = float(finite.abs().max()) if len(finite) and finite.abs().max() > 0 else 1.0
-    delta = heat(data, "delta", alt.Scale(scheme="redblue", domain=[-span, span],
-                                          domainMid=0),
-                 "+.4f", f"change of {metric} against the unmodified model", f"Δ {metric}",
-                 f"abs(datum.delta) > {0.6 * span!r}")
-    chart = alt.vconcat(top, delta, spacing=18).resolve_scale(color="independent")
+        rows.append(heat(sub, "mean", alt.Scale(scheme="viridis", **domain), ".4f",
+                         f"{model}: test {metric}", metric,
+                         f"datum.mean < {lo + 0.45 * (hi - lo)!r}"))
+        rows.append(heat(sub, "delta", alt.Scale(scheme="redblue", domain=[-span, span],
+                                                 domainMid=0),
+                         "+.4f", f"{model}: change against the unmodified {model}",
+                         f"Δ {metric}", f"abs(datum.delta) > {0.6 * span!r}"))
+    chart = alt.vconcat(*rows, spacing=18).resolve_scale(color="independent")
     if sel is not None:
         chart = chart.add_params(sel)
     return with_caption(chart, f"Neighbour-averaged bands [l, u]: test {metric}", provenance)
