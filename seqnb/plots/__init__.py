@@ -364,7 +364,7 @@ def maxlen_curves(
         tooltip=tooltip)
     chart = (
         alt.layer(band, line, data=data)
-        .properties(width=SMALL_WIDTH + 20, height=SMALL_HEIGHT + 20)
+        .properties(width=160, height=SMALL_HEIGHT + 20)  # three panels fit the page column
         .facet(column=alt.Column("metric:N", title=None, sort=list(metrics)))
         .resolve_scale(y="independent")
         .add_params(sel)
@@ -432,8 +432,10 @@ def attention_last_chart(attention: pd.DataFrame, provenance: Any = None) -> Any
                          alt.Tooltip("uniform:Q", format=".3f", title="even spread")]))
     chart = alt.layer(*layers, data=data).properties(width=SMALL_WIDTH, height=alt.Step(8))
     if "setting" in data.columns and data["setting"].nunique() > 1:
-        chart = chart.facet(column=alt.Column("setting:N", title=None,
-                                              sort=list(dict.fromkeys(data["setting"]))))
+        # two panels to a row: four models side by side are wider than the page column
+        chart = chart.facet(facet=alt.Facet("setting:N", title=None,
+                                            sort=list(dict.fromkeys(data["setting"]))),
+                            columns=2)
     return with_caption(chart, "How much attention lands on the last item, per layer "
                                "(tick: an even spread over the user's items)", provenance)
 
@@ -495,7 +497,7 @@ def model_comparison(
     err = base.mark_rule(color="#333").encode(y=y, x="low:Q", x2="high:Q")
     chart = (
         alt.layer(bars, err, data=data)
-        .properties(width=SMALL_WIDTH, height=alt.Step(18))
+        .properties(width=150, height=alt.Step(18))  # three panels fit the page column
         .facet(column=alt.Column("metric:N", title=None, sort=list(metrics)))
         .resolve_scale(x="independent")
         .add_params(sel)
@@ -577,10 +579,11 @@ def shuffle_bars(
             x=alt.X("relative_change:Q", title=None, axis=alt.Axis(format="%")),
             color=alt.Color("protocol:N", title="protocol",
                             scale=alt.Scale(domain=protocols,
-                                            range=[SETTING_COLORS[p] for p in protocols])),
+                                            range=[SETTING_COLORS[p] for p in protocols]),
+                            legend=alt.Legend(orient="bottom")),  # the panels get the width
             tooltip=tooltip,
         )
-        .properties(width=110, height=alt.Step(9))
+        .properties(width=100, height=alt.Step(9))
         .facet(column=alt.Column("metric:N", title=None, sort=list(metrics)))
     )
     return with_caption(chart, "Relative change of each metric when the earlier items are "

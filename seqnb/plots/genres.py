@@ -83,14 +83,14 @@ def genre_strip_chart(
         x=x, x2="position:Q", y=y,
         color=alt.Color("primary:N", title="first-listed genre",
                         scale=alt.Scale(domain=order, scheme=GENRE_SCHEME),
-                        legend=alt.Legend(columns=2, symbolType="square")),
+                        legend=alt.Legend(columns=5, symbolType="square", orient="bottom")),
         tooltip=tooltip,
     )
     runs = base.transform_filter(alt.datum.shares == "yes").mark_tick(
         color="#222", thickness=1.5, size=step + 1, orient="horizontal", yOffset=9,
     ).encode(x=alt.X("mid:Q"), y=y)
     chart = alt.layer(rects, runs).properties(
-        width=max(WIDTH, min(900, positions * step)), height=alt.Step(26))
+        width=max(WIDTH, min(560, positions * step)), height=alt.Step(26))  # fits the page
     return live_caption(chart, "Genre strips: one movie per cell, in time order", provenance)
 
 
@@ -131,8 +131,8 @@ def per_user_gap_chart(per_user: pd.DataFrame, overall_gap: float | None = None,
         tooltip=[alt.Tooltip("what:N"), alt.Tooltip("x:Q", format="+.2%", title="gap")],
     )
     chart = alt.layer(bars, rules).properties(width=WIDTH, height=200)
-    return live_caption(chart, "Per user: how much more often consecutive movies share a "
-                               "genre than in the same user's shuffled sequence", provenance)
+    return live_caption(chart, "Per-user gap: consecutive movies sharing a genre, observed "
+                               "− shuffled", provenance)
 
 
 def comparison_chart(summary: pd.DataFrame, drops: pd.DataFrame | None = None,
@@ -147,6 +147,9 @@ def comparison_chart(summary: pd.DataFrame, drops: pd.DataFrame | None = None,
     data["name"] = data["dataset"].map(short_name)
     order = list(data["name"])
     y = alt.Y("name:N", title=None, sort=order, scale=alt.Scale(domain=order))
+    # the panels share their rows: only the first names them (the chart fits the page)
+    y_unlabelled = alt.Y("name:N", title=None, sort=order, scale=alt.Scale(domain=order),
+                         axis=alt.Axis(labels=False, ticks=False))
     color = alt.Color("dataset:N", scale=dataset_scale(data["dataset"]), legend=None)
     info = [alt.Tooltip("dataset:N"),
             alt.Tooltip("observed share:Q", format=".1%"),
@@ -168,17 +171,18 @@ def comparison_chart(summary: pd.DataFrame, drops: pd.DataFrame | None = None,
             x="permuted share:Q", tooltip=info),
         base.mark_point(filled=True, size=90).encode(
             x="observed share:Q", color=color, tooltip=info),
-    ).properties(width=SMALL_WIDTH + 40, height=alt.Step(26),
+    ).properties(width=SMALL_WIDTH, height=alt.Step(26),
                  title=alt.TitleParams("Observed (filled) vs permuted (open)", fontSize=12))
 
     gap = alt.layer(
-        base.mark_rule(strokeWidth=2, color="#333").encode(
+        base.encode(y=y_unlabelled).mark_rule(strokeWidth=2, color="#333").encode(
             x=alt.X("gap low:Q", title="gap (observed − permuted), 95% CI",
                     axis=alt.Axis(format="+.0%")),
             x2="gap high:Q"),
-        base.mark_point(filled=True, size=80).encode(x="gap:Q", color=color, tooltip=info),
+        base.encode(y=y_unlabelled).mark_point(filled=True, size=80).encode(
+            x="gap:Q", color=color, tooltip=info),
         alt.Chart(pd.DataFrame({"v": [0.0]})).mark_rule(color="#bbb").encode(x="v:Q"),
-    ).properties(width=SMALL_WIDTH, height=alt.Step(26),
+    ).properties(width=140, height=alt.Step(26),
                  title=alt.TitleParams("Gap with its interval", fontSize=12))
 
     panels = [shares, gap]
@@ -199,15 +203,18 @@ def comparison_chart(summary: pd.DataFrame, drops: pd.DataFrame | None = None,
         panels.append(alt.layer(
             alt.Chart(pd.DataFrame({"v": [0.0]})).mark_rule(color="#bbb").encode(x="v:Q"),
             alt.Chart(d).mark_point(size=80, filled=True, opacity=0.9).encode(
-                y=alt.Y("name:N", title=None, sort=names, scale=alt.Scale(domain=names)),
+                y=alt.Y("name:N", title=None, sort=names, scale=alt.Scale(domain=names),
+                        axis=alt.Axis(labels=False, ticks=False)),
                 x=alt.X("relative_change:Q", title="NDCG@10 change when shuffled",
                         axis=alt.Axis(format="%")),
-                color=alt.Color("protocol:N", title="shuffle protocol", scale=protocol_scale),
+                color=alt.Color("protocol:N", title="shuffle protocol", scale=protocol_scale,
+                                legend=alt.Legend(orient="bottom")),  # keeps it page-wide
                 shape=alt.Shape("protocol:N", title="shuffle protocol",
                                 scale=alt.Scale(domain=protocols,
-                                                range=["circle", "diamond"][:len(protocols)])),
+                                                range=["circle", "diamond"][:len(protocols)]),
+                                legend=alt.Legend(orient="bottom")),
                 tooltip=drop_tooltip),
-        ).properties(width=SMALL_WIDTH, height=alt.Step(26),
+        ).properties(width=140, height=alt.Step(26),
                      title=alt.TitleParams("Shuffle chapter (stored runs)", fontSize=12)))
     chart = alt.hconcat(*panels, spacing=24).resolve_scale(color="independent", shape="independent", y="shared")
     return live_caption(chart, "Consecutive items sharing an attribute, every data set "
