@@ -148,8 +148,7 @@ def comparison_chart(summary: pd.DataFrame, drops: pd.DataFrame | None = None,
     order = list(data["name"])
     y = alt.Y("name:N", title=None, sort=order, scale=alt.Scale(domain=order))
     # the panels share their rows: only the first names them (the chart fits the page)
-    y_unlabelled = alt.Y("name:N", title=None, sort=order, scale=alt.Scale(domain=order),
-                         axis=alt.Axis(labels=False, ticks=False))
+    y_unlabelled = y.axis(labels=False, ticks=False)  # a copy of y without its labels
     color = alt.Color("dataset:N", scale=dataset_scale(data["dataset"]), legend=None)
     info = [alt.Tooltip("dataset:N"),
             alt.Tooltip("observed share:Q", format=".1%"),
