@@ -9,7 +9,7 @@ For each configuration it times, side by side in the same process:
     Note B: BCE with one negative, batch 256), in fp32 and in bf16;
   * the epoch's unavoidable arithmetic: the logits matmuls ``positions x items x dim``
     (forward, and the two backward products), timed as bare matmuls of the same shapes
-    (the fastest of both layouts and several chunk sizes), alternately with the epoch:
+    (the fastest of three layouts and several chunk sizes), alternately with the epoch:
     ``epoch_over_bare`` is the median ratio of the pairs;
   * a plain ``F.cross_entropy`` on the same logits, for scale;
   * full-ranking evaluation of every user (seen items removed);
@@ -63,7 +63,8 @@ def _best_of(fn, repeats: int, dev: torch.device) -> float:
 def bare_logits_matmuls(positions: int, items: int, dim: int, dtype: torch.dtype,
                         dev: torch.device) -> tuple[Callable[[], None], str]:
     """Z = H E^T, dH = G E, dE = G^T H over all positions (no softmax), in the fastest of
-    both logits layouts (rows x items, items x rows) and several chunk sizes: that setting
+    three layouts (rows x items; items x rows, with the hidden gradient as ``G^T E`` or
+    as seqnb's CE forms it, ``E^T G``) and several chunk sizes: that setting
     (each the best of 2 after a warm-up) as a callable, and its name."""
     H = torch.randn(positions, dim, device=dev).to(dtype)
     E = torch.randn(items, dim, device=dev).to(dtype)
@@ -85,9 +86,17 @@ def bare_logits_matmuls(positions: int, items: int, dim: int, dtype: torch.dtype
             _ = z.T @ E
             dE += z @ h
 
+    def items_first_table_left(chunk: int) -> None:  # the layout seqnb's CE uses
+        dE = torch.zeros(items, dim, device=dev, dtype=dtype)
+        for s in range(0, positions, chunk):
+            h = H[s : s + chunk]
+            z = E @ h.T  # forward logits, transposed (V, c)
+            _ = E_T @ z  # gradient w.r.t. hidden, transposed (d, c)
+            dE += z @ h
+
     chunks = (128, 256, 1024, 4096) if dev.type == "cpu" else (1024, 4096, 16384)
     settings = {}
-    for layout in (rows_first, items_first):
+    for layout in (rows_first, items_first, items_first_table_left):
         for chunk in chunks:
             fn = lambda f=layout, c=chunk: f(c)  # noqa: E731
             fn()  # warm-up

@@ -14,7 +14,9 @@ of independent rows, so its gradient is known up to the scalar ``grad_output``):
         dH_c = G E,  dE += G^T H_c
 
 That is the three ``positions x items x dim`` matmuls the epoch cannot avoid and a single
-elementwise pass (the exp); the logits never exist whole. The shift comes from the matmul
+elementwise pass (the exp); the logits never exist whole. The pass is ``exp2``, with
+``log2 e`` folded into the rows ``H_c`` (and ``ln 2`` into the small factors afterwards):
+on CPUs PyTorch's ``exp2`` runs 1.4x (bf16) to 3x (fp32) faster than its ``exp``. The shift comes from the matmul
 itself (``[E | 1] [H_c | -s]^T``), and because the target's own term is exp(0) = 1 the sum
 cannot underflow; the max pass a softmax usually needs is skipped. Only if some logit lies
 ~69 above the target's (the sum exceeds 1e30) is that chunk redone shifted by its column
@@ -35,6 +37,8 @@ import torch.nn.functional as F
 # epoch 5% faster there than with 128). bf16 chunks have twice the rows (the same bytes);
 # on a GPU large chunks keep the device busy.
 DEFAULT_CHUNK = {"cpu": 128, "cpu_avx2": 512, "cuda": 4096}
+LOG2E = 1.4426950408889634  # exp(x) = 2^(x log2 e)
+LN2 = 0.6931471805599453
 
 
 def default_chunk(device: torch.device, dtype: torch.dtype) -> int:
@@ -64,7 +68,10 @@ class _ChunkedCE(torch.autograd.Function):
         # Shift each row by its target's logit: the largest term of its softmax sum is then
         # >= exp(0) = 1 (no underflow) and, unless a logit lies ~69 above the target's, no
         # term overflows. That replaces the max pass over the logits.
-        H_aug = torch.cat([H, -z_target.to(H.dtype)[:, None]], 1)  # (N, d + 1)
+        # The rows carry a factor log2(e), so that 2^(E_aug h_aug) = exp(logits - s): scaled
+        # in fp32, then rounded once to the compute dtype (as H itself is).
+        H_aug = torch.cat([hidden.detach().float(), -z_target[:, None]], 1).mul_(LOG2E)
+        H_aug = H_aug.to(compute_dtype)  # (N, d + 1)
         sums = torch.empty(N, dtype=torch.float32, device=hidden.device)
         d_hidden = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device)
         d_table = torch.zeros(table.shape, dtype=torch.float32, device=table.device)
@@ -78,14 +85,14 @@ class _ChunkedCE(torch.autograd.Function):
             for attempt in range(2):
                 out = buffer if c == buffer.shape[1] else None
                 z = torch.mm(E_aug, h_aug.T, out=out)  # (V, c) shifted logits, transposed
-                z.exp_()  # P, unnormalised
+                z.exp2_()  # P, unnormalised
                 pe = E_aug_T @ z  # (d + 1, c): E^T P and the sum of P
                 total = pe[d].float()
                 if attempt == 1 or bool((total <= 1e30).all()):
                     break
                 # rare: a logit far above the target's; shift by the column maxima instead
                 top = (E @ H[rows].T).amax(dim=0).float()
-                h_aug[:, d] = -torch.maximum(z_target[rows], top).to(h_aug.dtype)
+                h_aug[:, d] = -(torch.maximum(z_target[rows], top) * LOG2E).to(h_aug.dtype)
             sums[rows] = total
             if need_grad:
                 # G = P / sum - onehot with P unnormalised: the 1/sum goes on the (c, d)
@@ -99,8 +106,8 @@ class _ChunkedCE(torch.autograd.Function):
                 else:
                     d_table.add_(z @ (h * inv.to(h.dtype)))
                 d_table.index_add_(0, targets[rows], h.float(), alpha=-1.0)
-        # log(sum exp(z - s)) + s - z_target, with s as the matmul applied it
-        loss = (sums.log() - H_aug[:, d].float() - z_target).sum()
+        # log(sum exp(z - s)) + s - z_target, with s as the matmul applied it (in log2 units)
+        loss = (sums.log() - H_aug[:, d].float() * LN2 - z_target).sum()
         ctx.save_for_backward(d_hidden.to(hidden.dtype), d_table.to(table.dtype))
         return loss / N
 
