@@ -421,6 +421,11 @@ def test_page_in_browser(docname: str, built_html: Path, server: str, browser_co
         page.wait_for_timeout(300)  # let late paints and console messages arrive
 
         charts = page.evaluate(_SUMMARISE) if expected_charts else []
+        # the text column's width, read from its first paragraph (charts must fit in it)
+        column = page.evaluate(
+            "() => { const p = document.querySelector('article.bd-article p, main p');"
+            " return p ? p.getBoundingClientRect().width : 0; }"
+        )
         dom_charts = page.locator('div[id^="altair-viz-"]').count()
         tables = page.locator("main table").count()
 
@@ -476,6 +481,11 @@ def test_page_in_browser(docname: str, built_html: Path, server: str, browser_co
                 problems.append(f"chart {chart['id']} has no rendered svg/canvas: {chart}")
             elif chart["marks"] == 0:
                 problems.append(f"chart {chart['id']} rendered no data marks")
+            if column and chart["width"] > column + 1:
+                problems.append(
+                    f"chart {chart['id']} is {chart['width']:.0f} px wide, wider than the "
+                    f"page column ({column:.0f} px at a 1280-px window)"
+                )
             if chart["bindsExpected"] and chart["bindings"] == 0:
                 problems.append(f"chart {chart['id']} lost its bound selector(s)")
         if tooltip_checked == "":

@@ -32,6 +32,10 @@ THEME_NAME = "seqnb"
 FONT = "Helvetica Neue, Helvetica, Arial, sans-serif"
 WIDTH = 360
 HEIGHT = 220
+# The book's text column at a 1280-px browser window (sphinx-book-theme): every chart,
+# labels and titles included, must fit in it (the browser test checks each one). Charts
+# of several panels set their panel widths below WIDTH for that.
+PAGE_WIDTH = 688
 SMALL_WIDTH = 180
 SMALL_HEIGHT = 140
 
@@ -642,7 +646,7 @@ def empty_note(message: str) -> alt.Chart:
 
 __all__ = [
     "CONFIG_COLUMNS", "DATASET_ORDER", "DATASET_PALETTE", "FONT", "HEIGHT", "MISSING",
-    "PALETTE", "SETTING_COLORS", "SMALL_HEIGHT", "SMALL_WIDTH", "UNAVAILABLE", "WIDTH",
+    "PAGE_WIDTH", "PALETTE", "SETTING_COLORS", "SMALL_HEIGHT", "SMALL_WIDTH", "UNAVAILABLE", "WIDTH",
     "apply_theme", "attention_last_chart", "attention_offset_chart", "block_comparison",
     "config_table", "dataset_color", "dataset_legend", "dataset_scale", "empty_note",
     "format_mean_std", "maxlen_curves", "maxlen_overview", "metric_table", "model_comparison",

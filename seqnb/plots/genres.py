@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from seqnb.plots import (
+    PAGE_WIDTH,
     PALETTE,
     SETTING_COLORS,
     SMALL_WIDTH,
@@ -25,6 +26,8 @@ from seqnb.plots import (
 
 # 18 MovieLens genres need more hues than the book palette: Tableau-20, in a fixed order.
 GENRE_SCHEME = "tableau20"
+# the genre strip's room for its row labels ("user 5135 (77 items)"), axis and padding
+STRIP_LABELS = 180
 
 
 def live_caption(chart: Any, title: str, source: str | None = None) -> Any:
@@ -68,7 +71,7 @@ def genre_strip_chart(
     order = list(genres) if genres is not None else genre_order(strip)
     positions = int(data["position"].max()) if len(data) else 1
     y = alt.Y("label:N", title=None, sort=list(dict.fromkeys(data["label"])),
-              axis=alt.Axis(labelLimit=220))
+              axis=alt.Axis(labelLimit=STRIP_LABELS - 40))
     x = alt.X("start:Q", title="position in the user's sequence (time order)",
               scale=alt.Scale(domain=[0, positions], nice=False))
     tooltip = [
@@ -89,8 +92,9 @@ def genre_strip_chart(
     runs = base.transform_filter(alt.datum.shares == "yes").mark_tick(
         color="#222", thickness=1.5, size=step + 1, orient="horizontal", yOffset=9,
     ).encode(x=alt.X("mid:Q"), y=y)
-    chart = alt.layer(rects, runs).properties(
-        width=max(WIDTH, min(560, positions * step)), height=alt.Step(26))  # fits the page
+    # one cell per position, as wide as the page column leaves beside the row labels
+    width = max(WIDTH, min(PAGE_WIDTH - STRIP_LABELS, positions * step))
+    chart = alt.layer(rects, runs).properties(width=width, height=alt.Step(26))
     return live_caption(chart, "Genre strips: one movie per cell, in time order", provenance)
 
 
@@ -163,7 +167,7 @@ def comparison_chart(summary: pd.DataFrame, drops: pd.DataFrame | None = None,
     base = alt.Chart(data).encode(y=y)
     shares = alt.layer(
         base.mark_rule(color="#999", strokeWidth=2).encode(
-            x=alt.X("permuted share:Q", title="consecutive pairs sharing an attribute",
+            x=alt.X("permuted share:Q", title=["consecutive pairs", "sharing an attribute"],
                     axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
             x2="observed share:Q"),
         base.mark_point(shape="circle", filled=False, size=70, color="#555").encode(
@@ -171,11 +175,11 @@ def comparison_chart(summary: pd.DataFrame, drops: pd.DataFrame | None = None,
         base.mark_point(filled=True, size=90).encode(
             x="observed share:Q", color=color, tooltip=info),
     ).properties(width=SMALL_WIDTH, height=alt.Step(26),
-                 title=alt.TitleParams("Observed (filled) vs permuted (open)", fontSize=12))
+                 title=alt.TitleParams(["Observed (filled)", "vs permuted (open)"], fontSize=12))
 
     gap = alt.layer(
         base.encode(y=y_unlabelled).mark_rule(strokeWidth=2, color="#333").encode(
-            x=alt.X("gap low:Q", title="gap (observed − permuted), 95% CI",
+            x=alt.X("gap low:Q", title=["gap (observed − permuted),", "95% CI"],
                     axis=alt.Axis(format="+.0%")),
             x2="gap high:Q"),
         base.encode(y=y_unlabelled).mark_point(filled=True, size=80).encode(
@@ -204,7 +208,7 @@ def comparison_chart(summary: pd.DataFrame, drops: pd.DataFrame | None = None,
             alt.Chart(d).mark_point(size=80, filled=True, opacity=0.9).encode(
                 y=alt.Y("name:N", title=None, sort=names, scale=alt.Scale(domain=names),
                         axis=alt.Axis(labels=False, ticks=False)),
-                x=alt.X("relative_change:Q", title="NDCG@10 change when shuffled",
+                x=alt.X("relative_change:Q", title=["NDCG@10 change", "when shuffled"],
                         axis=alt.Axis(format="%")),
                 color=alt.Color("protocol:N", title="shuffle protocol", scale=protocol_scale,
                                 legend=alt.Legend(orient="bottom")),  # keeps it page-wide
@@ -214,7 +218,7 @@ def comparison_chart(summary: pd.DataFrame, drops: pd.DataFrame | None = None,
                                 legend=alt.Legend(orient="bottom")),
                 tooltip=drop_tooltip),
         ).properties(width=140, height=alt.Step(26),
-                     title=alt.TitleParams("Shuffle chapter (stored runs)", fontSize=12)))
+                     title=alt.TitleParams(["Shuffle chapter", "(stored runs)"], fontSize=12)))
     chart = alt.hconcat(*panels, spacing=24).resolve_scale(color="independent", shape="independent", y="shared")
     return live_caption(chart, "Consecutive items sharing an attribute, every data set "
                                "with attributes", provenance)
