@@ -92,7 +92,7 @@ class ChapterRuns:
         epochs = ", ".join(str(e) for e in sorted(set(f["epochs_run"])))
         seeds = sorted(set(f["seed"]))
         commits = [c for cs in f["code_commits"] for c in cs] if "code_commits" in f else []
-        code = ", ".join(sorted({_short_commit(c) for c in commits}))
+        code = ", ".join(sorted({short_commit(c) for c in commits}))
         return (
             f"{len(f)} runs · device: {devices} · trained {date} · epochs: {epochs} · "
             f"seeds: {', '.join(map(str, seeds))} ({len(seeds)})"
@@ -110,7 +110,7 @@ class ChapterRuns:
         )
 
 
-def _short_commit(commit: str) -> str:
+def short_commit(commit: str) -> str:
     """'3b26559eb07b…' -> '3b26559', keeping a '+dirty' mark; 'unknown' stays."""
     if commit == "unknown":
         return commit
@@ -159,5 +159,5 @@ def unavailable_datasets() -> list[str]:
     return list(NOT_HELD)
 
 
-__all__ = ["HELD", "NOT_HELD", "ChapterRuns", "chapter_runs", "check_parameters",
+__all__ = ["HELD", "NOT_HELD", "ChapterRuns", "chapter_runs", "check_parameters", "short_commit",
            "unavailable_datasets"]
