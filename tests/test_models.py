@@ -3,6 +3,8 @@ neighbour-averaged table against a dense computation."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +19,7 @@ from seqnb.models import (
     SASRec,
     ZeroBlock,
     build_model,
+    embeddings,
 )
 from seqnb.models.embeddings import cooccurrence_band
 
@@ -415,11 +418,17 @@ def test_binary_matrix_product_and_gradient_match_dense():
 @pytest.mark.parametrize("self_loops", [True, False])
 @pytest.mark.parametrize("band", [(0, 1), (1, 2), (0, 100)])
 @pytest.mark.parametrize("ids", [[3, 0, 7, 8, 3, 1, 6, 2, 5], [7, 0, 8, 7]])
-def test_table_rows_equal_the_whole_table_rows(self_loops, band, ids):
+@pytest.mark.parametrize("strategy", ["gather, scatter back", "gather, sum back", "all users"])
+def test_table_rows_equal_the_whole_table_rows(self_loops, band, ids, strategy, monkeypatch):
     """``rows(ids)`` (a batch's rows only) equals ``table()[ids]`` in value and gradient,
-    for repeated ids, padding, items outside the band and an item never trained; both when
-    the rows are summed directly (few entries: the second ids) and when the whole table is
-    cheaper (the first ids, for the wide bands)."""
+    for repeated ids, padding, items outside the band and an item never trained, whichever
+    way the users' sums are formed: gathered from their items, with the gradient scattered
+    back entry by entry or summed over all of R^T, or from every user's sum."""
+    gather, scatter = {"gather, scatter back": (math.inf, math.inf),
+                       "gather, sum back": (math.inf, 0.0),
+                       "all users": (0.0, 0.0)}[strategy]
+    monkeypatch.setattr(embeddings, "GATHER_SHARE", gather)
+    monkeypatch.setattr(embeddings, "SCATTER_SHARE", scatter)
     train = [np.array(s) for s in GRAPH_TRAIN]
     freq = frequency(train, GRAPH_ITEMS)
     torch.manual_seed(1)
