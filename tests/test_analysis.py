@@ -383,6 +383,22 @@ def test_caveats_flag_runs_still_improving_at_their_last_epoch():
     assert "Still improving" not in " ".join(analysis.caveats(FakeRuns(rows, {}, profile="smoke")))
 
 
+@pytest.mark.parametrize(("value", "shown"), [
+    (22363, "22,363"), (np.int64(7), "7"), (8.876358, "8.876"), (0.000734, "0.000734"),
+    (165.49851, "165.5"), (96.0, "96"), (12345.67, "12,346"), (float("nan"), "–"),
+    (None, "–"), (pd.NA, "–"), (False, "False"), ("0.0490 ± 0.0010", "0.0490 ± 0.0010"),
+])
+def test_table_cells_read_as_numbers(value, shown):
+    assert plots.format_cell(value) == shown
+
+
+def test_style_table_formats_only_unformatted_cells():
+    table = pd.DataFrame({"users": [22363], "mean length": [8.876358], "NDCG@10": ["0.0490"]})
+    html = plots.style_table(table).to_html()
+    assert "22,363" in html and "8.876<" in html and "0.0490" in html
+    assert "8.876358" not in html
+
+
 def test_config_table_from_configs():
     configs = [RunConfig("LastFM", seed=s) for s in (0, 1)]
     table = plots.config_table(configs)

@@ -234,10 +234,28 @@ def metric_table(
     return out.reset_index()
 
 
+def format_cell(value: Any) -> str:
+    """A table cell for reading: counts with thousands separators, other numbers to four
+    significant digits (8.876, 0.000734, 165.5; whole ones without decimals), missing ones
+    as a dash; text as it is."""
+    if isinstance(value, (bool, np.bool_)) or value is None or value is pd.NA:
+        return "–" if value is None or value is pd.NA else str(value)
+    if isinstance(value, (int, np.integer)):
+        return f"{value:,}"
+    if isinstance(value, (float, np.floating)):
+        if not np.isfinite(value):
+            return "–"
+        if float(value).is_integer() or abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.4g}"
+    return str(value)
+
+
 def style_table(table: pd.DataFrame, caption: str | None = None,
                 highlight: Sequence[str] = ()) -> Any:
-    """A pandas Styler in the book's style (hidden index, caption, optional bold columns)."""
-    styler = table.style.hide(axis="index")
+    """A pandas Styler in the book's style (hidden index, caption, optional bold columns);
+    cells the caller has not formatted are shown by :func:`format_cell`."""
+    styler = table.style.hide(axis="index").format(format_cell)
     if caption:
         styler = styler.set_caption(caption)
     styler = styler.set_table_styles(
@@ -648,7 +666,7 @@ __all__ = [
     "CONFIG_COLUMNS", "DATASET_ORDER", "DATASET_PALETTE", "FONT", "HEIGHT", "MISSING",
     "PAGE_WIDTH", "PALETTE", "SETTING_COLORS", "SMALL_HEIGHT", "SMALL_WIDTH", "UNAVAILABLE", "WIDTH",
     "apply_theme", "attention_last_chart", "attention_offset_chart", "block_comparison",
-    "config_table", "dataset_color", "dataset_legend", "dataset_scale", "empty_note",
+    "config_table", "dataset_color", "dataset_legend", "dataset_scale", "empty_note", "format_cell",
     "format_mean_std", "maxlen_curves", "maxlen_overview", "metric_table", "model_comparison",
     "provenance_caption", "sequentiality_scatter", "setup", "short_name", "show_convergence",
     "show_run_overview", "shuffle_bars", "stamp_comparison", "style_table",
