@@ -327,13 +327,10 @@ def conclusion() -> str:
             f"- Zeroing the {r['items in band']:,} never-trained items (band [0, 0]) changes "
             f"{r['model']}'s {metric} by {analysis.pct(r['relative'])} on {r['dataset']} "
             f"({analysis.format_p(r['p'])}).")
-    if not bands.empty:
-        paired = bands.pivot_table(index=["dataset", "model", "band"], columns="self term",
-                                   values="mean")
-        if {"with self term", "without self term"} <= set(paired.columns):
-            wins = (paired["with self term"] > paired["without self term"]).mean()
-            lines.append(f"- With the self term a band scores higher than without it in "
-                         f"{analysis.pct(wins, False)} of the (model, band) cells.")
+    for r in freq.self_term_comparison(bands).to_dict("records"):
+        lines.append(f"- {r['model']} ({r['dataset']}): with the self term a band scores "
+                     f"higher than without it in {r['higher with self term']} of the "
+                     f"{r['bands compared']} bands stored both ways.")
     return "\n".join(lines) + "\n\n" + analysis.caveat_markdown(runs, shown, params.unavailable)
 
 

@@ -309,6 +309,24 @@ def test_frequency_bins_one_item_per_bin(small_world):
     assert (recall["high"].dropna() <= 1).all() and (recall["low"].dropna() >= 0).all()
 
 
+def test_self_term_comparison_counts_only_bands_stored_both_ways():
+    rows = [  # MF-BPR: [0, 1] both ways (with higher), [0, 3] with only; SASRec: both lower
+        ("MF-BPR", "with self term", "[0, 1]", 0.02), ("MF-BPR", "without self term", "[0, 1]", 0.01),
+        ("MF-BPR", "with self term", "[0, 3]", 0.03),
+        ("SASRec", "with self term", "[0, 1]", 0.01), ("SASRec", "without self term", "[0, 1]", 0.02),
+        ("SASRec", "with self term", "[1, 1]", 0.01), ("SASRec", "without self term", "[1, 1]", 0.03),
+    ]
+    bands = pd.DataFrame([{"dataset": "tiny", "model": m, "self term": t, "band": b, "mean": v}
+                          for m, t, b, v in rows])
+    out = freq.self_term_comparison(bands).set_index("model")
+    assert out.loc["MF-BPR", "bands compared"] == 1
+    assert out.loc["MF-BPR", "higher with self term"] == 1
+    assert out.loc["SASRec", "bands compared"] == 2
+    assert out.loc["SASRec", "higher with self term"] == 0
+    one_way = bands[bands["self term"] == "with self term"]
+    assert freq.self_term_comparison(one_way).empty
+
+
 def test_band_table_change_is_paired_by_seed(small_world):
     ds, runs = small_world
     bands = freq.band_table(runs)

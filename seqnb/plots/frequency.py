@@ -366,6 +366,23 @@ def band_table(runs: Any, metric: str = "NDCG@10", paired_test: bool = True) -> 
     return pd.DataFrame(rows, columns=cols)
 
 
+def self_term_comparison(bands: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model): the bands stored both with and without the self term, and in
+    how many of them the variant with it scores the higher mean (``band_table`` rows)."""
+    cols = ["dataset", "model", "bands compared", "higher with self term"]
+    if bands.empty:
+        return pd.DataFrame(columns=cols)
+    wide = bands.pivot_table(index=["dataset", "model", "band"], columns="self term",
+                             values="mean")
+    both = [SELF_LABELS[True], SELF_LABELS[False]]
+    if not set(both) <= set(wide.columns):
+        return pd.DataFrame(columns=cols)
+    wide = wide.dropna(subset=both)  # a band stored one way only is not compared
+    higher = (wide[both[0]] > wide[both[1]]).groupby(level=["dataset", "model"], sort=False)
+    out = pd.DataFrame({"bands compared": higher.size(), "higher with self term": higher.sum()})
+    return out.reset_index()[cols]
+
+
 # ----- parameters ----------------------------------------------------------------------------
 def check_frequency_parameters(
     band_edges: Any = None,
