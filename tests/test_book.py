@@ -6,9 +6,9 @@ which executes every chapter in its ``book`` profile), serves ``_build/html`` on
 ``chromium``, driven by Playwright) while a route handler aborts every request that is
 not for 127.0.0.1. For each page it asserts: no console or page errors, no failed local
 requests, no request that tried to leave the machine, every altair chart rendered (an
-SVG or canvas whose scenegraph holds data marks), tooltips that appear on hover, bound
-selectors that exist, formulas typeset by the shipped MathJax, and a table on every
-chapter page. A full-page screenshot of each page goes to ``test-artifacts/``.
+SVG or canvas whose scenegraph holds data marks) no wider than the text column at a
+1280-px window, tooltips that appear on hover, bound selectors that exist, formulas
+typeset by the shipped MathJax, and a table on every chapter page. A full-page screenshot of each page goes to ``test-artifacts/``.
 
 Environment:
 
