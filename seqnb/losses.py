@@ -15,12 +15,12 @@ of independent rows, so its gradient is known up to the scalar ``grad_output``):
 
 That is the three ``positions x items x dim`` matmuls the epoch cannot avoid and a single
 elementwise pass (the exp); the logits never exist whole. The pass is ``exp2``, with
-``log2 e`` folded into the rows ``H_c`` (and ``ln 2`` into the small factors afterwards):
-on CPUs PyTorch's ``exp2`` runs 1.4x (bf16) to 3x (fp32) faster than its ``exp``. The shift comes from the matmul
-itself (``[E | 1] [H_c | -s]^T``), and because the target's own term is exp(0) = 1 the sum
-cannot underflow; the max pass a softmax usually needs is skipped. Only if some logit lies
-~69 above the target's (the sum exceeds 1e30) is that chunk redone shifted by its column
-maxima. ``[E | 1]^T P`` gives ``E^T P`` and, in its last row, the sum, so the softmax's
+``log2 e`` folded into the rows ``H_c`` and ``ln 2`` into the loss: on CPUs PyTorch's
+``exp2`` runs 1.4x (bf16) to 3x (fp32) faster than its ``exp``. The shift comes from the
+matmul itself (``[E | 1] [H_c | -s]^T``), and because the target's own term is exp(0) = 1
+the sum cannot underflow; the max pass a softmax usually needs is skipped. Only if some
+logit lies ~69 above the target's (the sum exceeds 1e30) is that chunk redone shifted by
+its column maxima. ``[E | 1]^T P`` gives ``E^T P`` and, in its last row, the sum, so the softmax's
 normaliser costs no pass of its own either; the ``1/sum`` scales the small ``(c, d)``
 factors and the onehot touches ``c`` rows. Each chunk's logits are kept transposed, items x
 rows: with ``d = 64`` that product runs up to 2.5x faster on CPUs than ``H_c E^T``.
