@@ -114,10 +114,6 @@ profiles = pd.DataFrame([freq.frequency_profile(freq.trained_dataset(
 if not profiles.empty:
     profiles["interactions on the top 10% items"] = profiles[
         "interactions on the top 10% items"].map(lambda x: analysis.pct(x, False))
-    for col in ("items", "training interactions", "never trained", "seen 1–3 times",
-                "max frequency"):
-        profiles[col] = profiles[col].map("{:,}".format)
-    profiles["median frequency"] = profiles["median frequency"].map("{:g}".format)  # 7, 7.5
 plots.style_table(profiles, caption="Training frequency per data set, computed live")
 
 # %% [markdown]

@@ -174,6 +174,14 @@ GATHER_SHARE = 0.5
 SCATTER_SHARE = 1 / 7
 
 
+def _sum_rows(E: torch.Tensor, index: torch.Tensor, row: torch.Tensor, num_rows: int
+              ) -> torch.Tensor:
+    """``out[r] = sum of E[index[k]] over k with row[k] == r`` (``row`` sorted)."""
+    counts = torch.bincount(row, minlength=num_rows)
+    offsets = torch.cumsum(counts, 0) - counts
+    return F.embedding_bag(index, E, offsets, mode="sum")  # (num_rows, d)
+
+
 class _UserSums(torch.autograd.Function):
     """``out[k] = sum of E[entries[e]] over e with entry_user[e] == k`` (the items of user
     ``users[k]``, CSR order). Backward ``dE = R_users^T grad``: the entries scattered with
@@ -184,9 +192,7 @@ class _UserSums(torch.autograd.Function):
     def forward(ctx, E, entries, entry_user, users, cols_index, cols_ptr, num_users):  # type: ignore[override]
         ctx.save_for_backward(entries, entry_user, users, cols_index, cols_ptr)
         ctx.num_items, ctx.num_users = E.shape[0], num_users
-        counts = torch.bincount(entry_user, minlength=len(users))
-        offsets = torch.cumsum(counts, 0) - counts
-        return F.embedding_bag(entries, E, offsets, mode="sum")  # (k, d)
+        return _sum_rows(E, entries, entry_user, len(users))  # (k, d)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
@@ -210,9 +216,7 @@ class _RowSum(torch.autograd.Function):
     def forward(ctx, E, index, row, num_rows):  # type: ignore[override]
         ctx.save_for_backward(index, row)
         ctx.num_items = E.shape[0]
-        counts = torch.bincount(row, minlength=num_rows)
-        offsets = torch.cumsum(counts, 0) - counts
-        return F.embedding_bag(index, E, offsets, mode="sum")  # (num_rows, d)
+        return _sum_rows(E, index, row, num_rows)  # (num_rows, d)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]

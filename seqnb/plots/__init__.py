@@ -238,8 +238,10 @@ def format_cell(value: Any) -> str:
     """A table cell for reading: counts with thousands separators, other numbers to four
     significant digits (8.876, 0.000734, 165.5; whole ones without decimals), missing ones
     as a dash; text as it is."""
-    if isinstance(value, (bool, np.bool_)) or value is None or value is pd.NA:
-        return "–" if value is None or value is pd.NA else str(value)
+    if value is None or value is pd.NA:
+        return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
     if isinstance(value, (int, np.integer)):
         return f"{value:,}"
     if isinstance(value, (float, np.floating)):
