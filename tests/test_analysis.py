@@ -399,6 +399,13 @@ def test_style_table_formats_only_unformatted_cells():
     assert "8.876358" not in html
 
 
+def test_style_table_escapes_cells():
+    """A p-value such as "p < 1e-300" is text, not the start of a tag."""
+    table = pd.DataFrame({"evidence": ["ρ = +0.58 (p < 1e-300)"], "n": [3]})
+    html = plots.style_table(table).to_html()
+    assert "(p &lt; 1e-300)" in html and "p < 1e-300" not in html
+
+
 def test_config_table_from_configs():
     configs = [RunConfig("LastFM", seed=s) for s in (0, 1)]
     table = plots.config_table(configs)

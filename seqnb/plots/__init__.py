@@ -256,8 +256,9 @@ def format_cell(value: Any) -> str:
 def style_table(table: pd.DataFrame, caption: str | None = None,
                 highlight: Sequence[str] = ()) -> Any:
     """A pandas Styler in the book's style (hidden index, caption, optional bold columns);
-    cells the caller has not formatted are shown by :func:`format_cell`."""
-    styler = table.style.hide(axis="index").format(format_cell)
+    cells the caller has not formatted are shown by :func:`format_cell`, and every cell is
+    HTML-escaped (a p-value reads ``p < 1e-300``, not a broken tag)."""
+    styler = table.style.hide(axis="index").format(format_cell, escape="html")
     if caption:
         styler = styler.set_caption(caption)
     styler = styler.set_table_styles(
