@@ -35,23 +35,27 @@
 # over all items on the last position only. Evaluation inputs are truncated to `maxlen` too.
 
 # %% tags=["parameters"]
-profile = "book"  # "smoke" (tiny, CPU) | "book" (stored results only) | "full" (train all)
+# "smoke" (tiny, CPU) | "book" (stored results only) | "full" (train all)
+profile = "book"
 datasets = None  # None: every data set of the chapter; or a list of names
-dataset = None  # shorthand for one data set, as in papermill -p dataset Amazon2014Toys_550_LOU
+# shorthand for one data set: papermill -p dataset Amazon2014Toys_550_LOU
+dataset = None
 seeds = [0, 1, 2]
-maxlen_grid = None  # None: the library default (1, 2, 3, 5, 10, 20, 30, 50)
+# None: the library default (1, 2, 3, 5, 10, 20, 30, 50)
+maxlen_grid = None
 epochs = None  # None: the configuration default (Note A: 100; smoke: 2)
 device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
-train = None  # None: the profile default (book: never; smoke, full: train what is missing)
+# None: profile default (book: never; smoke, full: train what is missing)
+train = None
 results_root = None  # None: results/ (smoke: a temporary store)
 
 # %%
 from seqnb import analysis
 
 params = analysis.check_chapter(
-    "maxlen", profile, datasets=datasets, dataset=dataset, seeds=seeds, grid=maxlen_grid,
-    grid_name="maxlen_grid", epochs=epochs, device=device, train=train,
-    results_root=results_root,
+    "maxlen", profile, datasets=datasets, dataset=dataset, seeds=seeds,
+    grid=maxlen_grid, grid_name="maxlen_grid", epochs=epochs,
+    device=device, train=train, results_root=results_root,
 )
 
 # %%
@@ -63,10 +67,12 @@ from seqnb.experiments import MAXLEN_GRID, SMOKE_MAXLEN_GRID
 
 plots.setup()
 runs = analysis.load_runs(params)
-grid = params.grid or list(SMOKE_MAXLEN_GRID if profile == "smoke" else MAXLEN_GRID)
+grid = params.grid or list(SMOKE_MAXLEN_GRID if profile == "smoke"
+                           else MAXLEN_GRID)
 frame = runs.frame
 display(Markdown(
-    f"**Profile `{profile}`** — data sets: {', '.join(params.shown_datasets) or 'none held'}; "
+    f"**Profile `{profile}`** — data sets: "
+    f"{', '.join(params.shown_datasets) or 'none held'}; "
     f"maxlen grid: {grid}; seeds: {params.seeds}."
 ))
 
@@ -81,8 +87,10 @@ plots.show_run_overview(runs, params)
 
 # %%
 plots.style_table(
-    plots.config_table(params.configs, [*plots.CONFIG_COLUMNS, "rolled_window"]),
-    caption="Training configuration (Note A, rolled samples); one row per distinct setting",
+    plots.config_table(params.configs,
+                       [*plots.CONFIG_COLUMNS, "rolled_window"]),
+    caption="Training configuration (Note A, rolled samples); one row per "
+            "distinct setting",
 )
 
 # %% [markdown]
@@ -96,16 +104,19 @@ plots.style_table(
 # %%
 share_datasets = params.shown_datasets
 share_grid = sorted(set(grid) | {1, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50})
-shares = analysis.unique_shares(share_datasets, share_grid)  # full data, in every profile
+# full data, in every profile
+shares = analysis.unique_shares(share_datasets, share_grid)
 plots.unique_share_chart(
     shares,
     provenance=(f"computed live from the test inputs of all "
-                f"{shares.drop_duplicates('dataset')['users'].sum():,} users"),
+                f"{shares.drop_duplicates('dataset')['users'].sum():,} "
+                "users"),
 )
 
 # %% tags=["hide-input"]
 def share_at(m: int) -> pd.Series:
-    return shares[shares["maxlen"] == m].set_index("dataset")["unique_share"]
+    return (shares[shares["maxlen"] == m]
+            .set_index("dataset")["unique_share"])
 
 
 if shares.empty:
@@ -113,22 +124,26 @@ if shares.empty:
 else:
     s1, s3 = share_at(1), share_at(3)
     share_text = (
-        f"With only the last item, between {analysis.pct(s1.min(), signed=False)} "
-        f"({plots.short_name(s1.idxmin())}) and {analysis.pct(s1.max(), signed=False)} "
-        f"({plots.short_name(s1.idxmax())}) of users have an input no other user has; with "
-        f"the last three items, between {analysis.pct(s3.min(), signed=False)} and "
+        f"With only the last item, between "
+        f"{analysis.pct(s1.min(), signed=False)} "
+        f"({plots.short_name(s1.idxmin())}) and "
+        f"{analysis.pct(s1.max(), signed=False)} "
+        f"({plots.short_name(s1.idxmax())}) of users have an input no "
+        f"other user has; with the last three items, between "
+        f"{analysis.pct(s3.min(), signed=False)} and "
         f"{analysis.pct(s3.max(), signed=False)}. "
     )
     if s3.min() >= 0.9:
         share_text += (
-            "Three items of history already tell at least nine users in ten apart, so if a "
-            "longer context adds little below, it is not for want of information that "
-            "distinguishes users."
+            "Three items of history already tell at least nine users in "
+            "ten apart, so if a longer context adds little below, it is "
+            "not for want of information that distinguishes users."
         )
     else:
         share_text += (
-            "On some data sets many users still share their last three items, so part of "
-            "any gain from a longer context may simply come from telling users apart."
+            "On some data sets many users still share their last three "
+            "items, so part of any gain from a longer context may simply "
+            "come from telling users apart."
         )
 Markdown(share_text)
 
@@ -160,16 +175,19 @@ Markdown(share_text)
 # Hover for the numbers.
 
 # %%
-curves = analysis.mean_std(frame, ["dataset", "maxlen"], ["HR@1", "HR@10", "NDCG@10"])
+curves = analysis.mean_std(frame, ["dataset", "maxlen"],
+                           ["HR@1", "HR@10", "NDCG@10"])
 (plots.maxlen_curves(curves, provenance=runs) if not curves.empty
- else plots.empty_note("No stored maxlen runs yet — see the table of missing runs above."))
+ else plots.empty_note("No stored maxlen runs yet — see the table of "
+                       "missing runs above."))
 
 # %% [markdown]
 # All data sets in one view: NDCG@10 divided by its value at the shortest context, so a
 # line that stays near 1 means a longer history buys nothing.
 
 # %%
-(plots.maxlen_overview(curves, "NDCG@10", provenance=runs) if not curves.empty
+(plots.maxlen_overview(curves, "NDCG@10", provenance=runs)
+ if not curves.empty
  else plots.empty_note("No stored maxlen runs yet."))
 
 # %% [markdown]
@@ -184,11 +202,16 @@ tests = []
 for row in gain.itertuples():
     if row.best_maxlen == row.reference_maxlen:
         continue
-    t = analysis.compare(runs, {"dataset": row.dataset, "maxlen": row.reference_maxlen},
-                         {"dataset": row.dataset, "maxlen": row.best_maxlen})
+    t = analysis.compare(runs,
+                         {"dataset": row.dataset,
+                          "maxlen": row.reference_maxlen},
+                         {"dataset": row.dataset,
+                          "maxlen": row.best_maxlen})
     tests.append(t)
-tests = pd.concat(tests) if tests else pd.DataFrame(columns=["dataset", "wilcoxon_p", "t_p"])
-gain_table = gain.merge(tests[["dataset", "wilcoxon_p", "t_p"]], on="dataset", how="left")
+tests = (pd.concat(tests) if tests
+         else pd.DataFrame(columns=["dataset", "wilcoxon_p", "t_p"]))
+gain_table = gain.merge(tests[["dataset", "wilcoxon_p", "t_p"]],
+                        on="dataset", how="left")
 shown = pd.DataFrame({
     "dataset": gain_table["dataset"],
     "NDCG@10 at maxlen 1": gain_table["at_reference"].map("{:.4f}".format),
@@ -198,10 +221,12 @@ shown = pd.DataFrame({
     "Wilcoxon": gain_table["wilcoxon_p"].map(analysis.format_p),
     "paired t": gain_table["t_p"].map(analysis.format_p),
     "seeds": gain_table["seeds"],
-    "maxlens stored": [analysis.stored_of_grid(m, grid) for m in gain_table["maxlens"]],
+    "maxlens stored": [analysis.stored_of_grid(m, grid)
+                       for m in gain_table["maxlens"]],
 })
 if (gain_table["reference_maxlen"] != 1).any():
-    shown = shown.rename(columns={"NDCG@10 at maxlen 1": "NDCG@10 at the smallest maxlen"})
+    shown = shown.rename(
+        columns={"NDCG@10 at maxlen 1": "NDCG@10 at the smallest maxlen"})
 plots.style_table(analysis.complete(shown, params),
                   caption=plots.provenance_caption(runs))
 
@@ -209,8 +234,10 @@ plots.style_table(analysis.complete(shown, params),
 # The full numbers, mean ± std over seeds:
 
 # %% tags=["hide-output"]
-table = plots.metric_table(frame.sort_values(["dataset", "maxlen"]) if not frame.empty
-                           else frame, ["dataset", "maxlen"], ["HR@1", "HR@10", "NDCG@10"])
+table = plots.metric_table(frame.sort_values(["dataset", "maxlen"])
+                           if not frame.empty else frame,
+                           ["dataset", "maxlen"],
+                           ["HR@1", "HR@10", "NDCG@10"])
 plots.style_table(table, caption=plots.provenance_caption(runs))
 
 # %% [markdown]
@@ -232,51 +259,62 @@ late = plots.show_convergence(runs)
 def conclusion() -> str:
     lines = []
     if frame.empty:
-        lines.append("No maxlen runs are stored yet, so this chapter cannot answer its "
-                     "question yet; the commands above produce the runs.")
+        lines.append("No maxlen runs are stored yet, so this chapter "
+                     "cannot answer its question yet; the commands above "
+                     "produce the runs.")
     elif gain.empty:
-        stored = ", ".join(f"{plots.short_name(d)}: maxlen {sorted(set(g['maxlen']))}"
-                           for d, g in frame.groupby("dataset", sort=False))
-        lines.append(f"Only one context length is stored per data set so far ({stored}), "
-                     "so there is no gain to measure yet; the commands above produce the "
-                     "other runs.")
+        stored = ", ".join(
+            f"{plots.short_name(d)}: maxlen {sorted(set(g['maxlen']))}"
+            for d, g in frame.groupby("dataset", sort=False))
+        lines.append(f"Only one context length is stored per data set so "
+                     f"far ({stored}), so there is no gain to measure "
+                     "yet; the commands above produce the other runs.")
     else:
         verdicts = {}
         for row in gain_table.itertuples():
             v = analysis.verdict(row.maxlen_gain, row.wilcoxon_p)
-            verdicts.setdefault(v, []).append(plots.short_name(row.dataset))
+            verdicts.setdefault(v, []).append(
+                plots.short_name(row.dataset))
             sig = ("" if pd.isna(row.wilcoxon_p) else
-                   f"; paired Wilcoxon {analysis.format_p(row.wilcoxon_p)}")
+                   "; paired Wilcoxon "
+                   f"{analysis.format_p(row.wilcoxon_p)}")
             partial = ("" if set(grid) <= set(row.maxlens) else
-                       f" Only maxlen {', '.join(map(str, row.maxlens))} of the grid are stored "
-                       "so far, so the peak may move.")
+                       f" Only maxlen {', '.join(map(str, row.maxlens))} "
+                       "of the grid are stored so far, so the peak may "
+                       "move.")
             lines.append(
-                f"- **{row.dataset}**: NDCG@10 is {row.at_reference:.4f} at maxlen "
-                f"{row.reference_maxlen} and peaks at {row.at_best:.4f} with maxlen "
-                f"{row.best_maxlen} ({analysis.pct(row.maxlen_gain)}{sig}).{partial}"
+                f"- **{row.dataset}**: NDCG@10 is {row.at_reference:.4f} "
+                f"at maxlen {row.reference_maxlen} and peaks at "
+                f"{row.at_best:.4f} with maxlen {row.best_maxlen} "
+                f"({analysis.pct(row.maxlen_gain)}{sig}).{partial}"
             )
         if "negligible" in verdicts:
             lines.append(
-                f"On {analysis.and_join(verdicts['negligible'])} even the best context improves "
-                "NDCG@10 by less than 5 % over the last item alone: SASRec draws nearly all "
-                "of its accuracy from the last item there, as Note A claims."
+                f"On {analysis.and_join(verdicts['negligible'])} even the "
+                "best context improves NDCG@10 by less than 5 % over the "
+                "last item alone: SASRec draws nearly all of its accuracy "
+                "from the last item there, as Note A claims."
             )
         if "not significant" in verdicts:
             lines.append(
-                f"On {analysis.and_join(verdicts['not significant'])} the best context looks better "
-                "by 5 % or more, but the paired per-user test does not separate it from "
-                "maxlen 1 at the 5 % level (and the best maxlen was picked on the test set)."
+                f"On {analysis.and_join(verdicts['not significant'])} the "
+                "best context looks better by 5 % or more, but the paired "
+                "per-user test does not separate it from maxlen 1 at the "
+                "5 % level (and the best maxlen was picked on the test "
+                "set)."
             )
         if "significant" in verdicts:
             lines.append(
-                f"On {analysis.and_join(verdicts['significant'])} a longer context helps by 5 % or "
-                "more, and the paired per-user test confirms it: there the earlier items "
-                "carry signal that the last one does not. Chapter 4 asks whether it is their "
-                "order or just their presence."
+                f"On {analysis.and_join(verdicts['significant'])} a "
+                "longer context helps by 5 % or more, and the paired "
+                "per-user test confirms it: there the earlier items carry "
+                "signal that the last one does not. Chapter 4 asks "
+                "whether it is their order or just their presence."
             )
     if not late.empty:
         lines.append(analysis.convergence_sentence(late))
-    caveat_text = analysis.caveat_markdown(runs, params.shown_datasets, params.unavailable)
+    caveat_text = analysis.caveat_markdown(runs, params.shown_datasets,
+                                           params.unavailable)
     return "\n\n".join(["\n\n".join(lines), caveat_text])
 
 

@@ -36,30 +36,34 @@
 # to Chapter 1's maxlen gain.
 
 # %% tags=["parameters"]
-profile = "book"  # "smoke" (tiny, CPU) | "book" (stored results only) | "full" (train all)
+# "smoke" (tiny, CPU) | "book" (stored results only) | "full" (train all)
+profile = "book"
 datasets = None  # None: every data set of the chapter; or a list of names
-dataset = None  # shorthand for one data set, as in papermill -p dataset Amazon2014Toys_550_LOU
+# shorthand for one data set: papermill -p dataset Amazon2014Toys_550_LOU
+dataset = None
 seeds = [0, 1, 2]
-maxlen_grid = None  # maxlen values of Chapter 1's runs used in the summary; None: default
+# maxlen values of Chapter 1's runs used in the summary; None: default
+maxlen_grid = None
 epochs = None  # None: the configuration default (Note A: 100; smoke: 2)
 device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
-train = None  # None: the profile default (book: never; smoke, full: train what is missing)
+# None: profile default (book: never; smoke, full: train what is missing)
+train = None
 results_root = None  # None: results/ (smoke: a temporary store)
 
 # %% tags=["hide-input"]
 from seqnb import analysis
 
 params = analysis.check_chapter(
-    "shuffle", profile, datasets=datasets, dataset=dataset, seeds=seeds, epochs=epochs,
-    device=device, train=train, results_root=results_root,
+    "shuffle", profile, datasets=datasets, dataset=dataset, seeds=seeds,
+    epochs=epochs, device=device, train=train, results_root=results_root,
 )
 summary_seeds, summary_grid = params.seeds, maxlen_grid
 if profile == "smoke" and maxlen_grid is None:
-    # smoke: the summary needs only maxlen 1 and one longer context, from one seed
+    # smoke: the summary needs only maxlen 1, one longer context, one seed
     summary_seeds, summary_grid = params.seeds[:1], [1, 5]
 maxlen_params = analysis.check_chapter(
-    "maxlen", profile, datasets=datasets, dataset=dataset, seeds=summary_seeds,
-    grid=summary_grid,
+    "maxlen", profile, datasets=datasets, dataset=dataset,
+    seeds=summary_seeds, grid=summary_grid,
     grid_name="maxlen_grid", epochs=epochs, device=device, train=train,
     results_root=results_root,
 )
@@ -77,8 +81,9 @@ runs = analysis.load_runs(params)
 frame = runs.frame
 maxlen = params.configs[0].maxlen if params.configs else None
 display(Markdown(
-    f"**Profile `{profile}`** — data sets: {', '.join(params.shown_datasets) or 'none held'}; "
-    f"SASRec with {params.configs[0].num_blocks if params.configs else '–'} blocks, "
+    f"**Profile `{profile}`** — data sets: "
+    f"{', '.join(params.shown_datasets) or 'none held'}; SASRec with "
+    f"{params.configs[0].num_blocks if params.configs else '–'} blocks, "
     f"maxlen {maxlen}; seeds: {params.seeds}."
 ))
 
@@ -91,7 +96,8 @@ plots.show_run_overview(runs, params)
 # %%
 plots.style_table(
     plots.config_table(params.configs),
-    caption="Training configuration (Note A, original order); one row per distinct setting",
+    caption=("Training configuration (Note A, original order); "
+             "one row per distinct setting"),
 )
 
 # %% [markdown]
@@ -106,13 +112,17 @@ longer = pd.DataFrame([
     {"dataset": d,
      "users": len(lengths),
      "median input length": f"{pd.Series(lengths).median():g}",
-     f"share longer than maxlen {maxlen}": analysis.pct((lengths > maxlen).mean(),
-                                                        signed=False)}
+     f"share longer than maxlen {maxlen}":
+         analysis.pct((lengths > maxlen).mean(), signed=False)}
     for d in params.shown_datasets
-    for lengths in [analysis.test_input_lengths(d, SMOKE_USERS if profile == "smoke" else None)]
+    for lengths in [analysis.test_input_lengths(
+        d, SMOKE_USERS if profile == "smoke" else None)]
 ]) if maxlen else pd.DataFrame(columns=["dataset"])
-plots.style_table(longer, caption="Computed live from the test inputs"
-                  + (" (smoke: a subsample)" if profile == "smoke" else ""))
+plots.style_table(
+    longer,
+    caption="Computed live from the test inputs"
+            + (" (smoke: a subsample)" if profile == "smoke" else ""),
+)
 
 # %% [markdown]
 # ## Original against shuffled inputs
@@ -122,17 +132,20 @@ plots.style_table(longer, caption="Computed live from the test inputs"
 
 # %% tags=["hide-input"]
 def inputs_long(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per run and input kind, with the book's metrics as columns."""
-    parts = [frame.assign(input="original")[["dataset", "seed", "input", *BOOK_METRICS]]]
+    """One row per run and input kind; the book's metrics as columns."""
+    parts = [frame.assign(input="original")[["dataset", "seed", "input",
+                                              *BOOK_METRICS]]]
     for protocol in analysis.PROTOCOLS:
-        cols = {analysis.shuffled_column(protocol, m): m for m in BOOK_METRICS}
+        cols = {analysis.shuffled_column(protocol, m): m
+                for m in BOOK_METRICS}
         part = frame[["dataset", "seed", *cols]].rename(columns=cols)
         parts.append(part.assign(input=f"shuffled ({protocol})"))
     return pd.concat(parts, ignore_index=True)
 
 
 if frame.empty:
-    values = pd.DataFrame(columns=["dataset", "input", *BOOK_METRICS, "seeds"])
+    values = pd.DataFrame(columns=["dataset", "input", *BOOK_METRICS,
+                                   "seeds"])
 else:
     long = inputs_long(frame)
     long["_d"] = long["dataset"].map(params.shown_datasets.index)
@@ -152,32 +165,39 @@ if shuffle.empty:
     changes = pd.DataFrame(columns=["dataset", "protocol", *BOOK_METRICS])
 else:
     cell = [f"{analysis.pct(c)} ({analysis.format_p(p)})"
-            for c, p in zip(shuffle["relative_change"], shuffle["wilcoxon_p"], strict=True)]
+            for c, p in zip(shuffle["relative_change"],
+                            shuffle["wilcoxon_p"], strict=True)]
     changes = (shuffle.assign(cell=cell)
-               .pivot(index=["dataset", "protocol"], columns="metric", values="cell")
+               .pivot(index=["dataset", "protocol"], columns="metric",
+                      values="cell")
                .reindex(columns=list(BOOK_METRICS)).reset_index())
     changes["_d"] = changes["dataset"].map(params.shown_datasets.index)
-    changes = changes.sort_values(["_d", "protocol"], ascending=[True, False]).drop(
-        columns="_d")
+    changes = (changes.sort_values(["_d", "protocol"],
+                                   ascending=[True, False])
+               .drop(columns="_d"))
     changes.columns.name = None
 plots.style_table(analysis.complete(changes, params),
                   caption="Relative change under shuffling (Wilcoxon p). "
                           + plots.provenance_caption(runs))
 
 # %%
-(plots.shuffle_bars(shuffle.rename(columns={"wilcoxon_p": "p_value"}), provenance=runs)
+(plots.shuffle_bars(shuffle.rename(columns={"wilcoxon_p": "p_value"}),
+                    provenance=runs)
  if not shuffle.empty else plots.empty_note("No stored runs yet."))
 
 # %% tags=["hide-output"]
-detail = shuffle[["dataset", "protocol", "metric", "original", "shuffled", "relative_change",
-                  "wilcoxon_p", "t_p", "n_users", "seeds"]].copy()
+detail = shuffle[["dataset", "protocol", "metric", "original", "shuffled",
+                  "relative_change", "wilcoxon_p", "t_p", "n_users",
+                  "seeds"]].copy()
 for col in ("original", "shuffled"):
     detail[col] = detail[col].map("{:.4f}".format)
 detail["relative_change"] = detail["relative_change"].map(analysis.pct)
 for col in ("wilcoxon_p", "t_p"):
-    detail[col] = detail[col].map(lambda p: "n/a" if pd.isna(p) else f"{p:.2e}")
-plots.style_table(detail.rename(columns={"relative_change": "change", "wilcoxon_p":
-                                         "Wilcoxon p", "t_p": "paired t p"}),
+    detail[col] = detail[col].map(lambda p: "n/a" if pd.isna(p)
+                                  else f"{p:.2e}")
+plots.style_table(detail.rename(columns={"relative_change": "change",
+                                         "wilcoxon_p": "Wilcoxon p",
+                                         "t_p": "paired t p"}),
                   caption="Every comparison with both p-values")
 
 # %% [markdown]
@@ -192,25 +212,33 @@ plots.style_table(detail.rename(columns={"relative_change": "change", "wilcoxon_
 # %%
 maxlen_runs = analysis.load_runs(maxlen_params)
 chapter1_grid = sorted({c.maxlen for c in maxlen_params.configs})
-display(Markdown(f"Chapter 1 runs used: maxlen {chapter1_grid}, seeds {maxlen_params.seeds}."))
-sequentiality = analysis.sequentiality_summary(frame, maxlen_runs.frame, "NDCG@10")
+display(Markdown(f"Chapter 1 runs used: maxlen {chapter1_grid}, "
+                 f"seeds {maxlen_params.seeds}."))
+sequentiality = analysis.sequentiality_summary(frame, maxlen_runs.frame,
+                                               "NDCG@10")
 (plots.sequentiality_scatter(sequentiality, provenance=[runs, maxlen_runs])
  if not sequentiality.dropna(subset=["shuffle_drop", "maxlen_gain"]).empty
- else plots.empty_note("The summary needs stored runs of both this chapter and Chapter 1."))
+ else plots.empty_note("The summary needs stored runs of both this "
+                       "chapter and Chapter 1."))
 
 # %%
 seq_shown = pd.DataFrame({
     "dataset": sequentiality["dataset"],
-    "change when shuffled (window)": sequentiality["shuffle_drop"].map(analysis.pct),
-    "change when shuffled (history)": sequentiality["shuffle_drop_history"].map(analysis.pct),
-    "maxlen gain (best vs 1)": sequentiality["maxlen_gain"].map(analysis.pct),
+    "change when shuffled (window)":
+        sequentiality["shuffle_drop"].map(analysis.pct),
+    "change when shuffled (history)":
+        sequentiality["shuffle_drop_history"].map(analysis.pct),
+    "maxlen gain (best vs 1)":
+        sequentiality["maxlen_gain"].map(analysis.pct),
     "best maxlen": sequentiality["best_maxlen"],
     "maxlens stored": [
-        analysis.stored_of_grid(m, chapter1_grid) if isinstance(m, list) else "–"
+        analysis.stored_of_grid(m, chapter1_grid) if isinstance(m, list)
+        else "–"
         for m in sequentiality["maxlens"]],
 })
 plots.style_table(analysis.complete(seq_shown, params),
-                  caption="NDCG@10 changes. " + plots.provenance_caption([runs, maxlen_runs]))
+                  caption="NDCG@10 changes. "
+                          + plots.provenance_caption([runs, maxlen_runs]))
 
 # %% [markdown]
 # ## What the results say
@@ -218,10 +246,12 @@ plots.style_table(analysis.complete(seq_shown, params),
 # %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
-    nd = shuffle[shuffle["metric"] == "NDCG@10"] if not shuffle.empty else shuffle
+    nd = (shuffle[shuffle["metric"] == "NDCG@10"] if not shuffle.empty
+          else shuffle)
     if nd.empty:
-        lines.append("No shuffle runs are stored yet, so this chapter cannot answer its "
-                     "question yet; the commands above produce the runs.")
+        lines.append("No shuffle runs are stored yet, so this chapter "
+                     "cannot answer its question yet; the commands above "
+                     "produce the runs.")
     groups: dict[str, list[str]] = {}
     for dataset_name, group in nd.groupby("dataset", sort=False):
         g = group.set_index("protocol")
@@ -230,10 +260,14 @@ def conclusion() -> str:
             if protocol not in g.index:
                 continue
             r = g.loc[protocol]
-            parts.append(f"{protocol} shuffle {analysis.pct(r['relative_change'])} "
-                         f"(Wilcoxon {analysis.format_p(r['wilcoxon_p'])})")
-        lines.append(f"- **{dataset_name}**: NDCG@10 {g['original'].iloc[0]:.4f} on the "
-                     f"original order; " + ", ".join(parts) + ".")
+            parts.append(
+                f"{protocol} shuffle "
+                f"{analysis.pct(r['relative_change'])} "
+                f"(Wilcoxon {analysis.format_p(r['wilcoxon_p'])})"
+            )
+        lines.append(f"- **{dataset_name}**: NDCG@10 "
+                     f"{g['original'].iloc[0]:.4f} on the original order; "
+                     + ", ".join(parts) + ".")
         if "window" in g.index:
             w = g.loc["window"]
             v = analysis.verdict(w["relative_change"], w["wilcoxon_p"])
@@ -242,76 +276,94 @@ def conclusion() -> str:
             groups.setdefault(v, []).append(plots.short_name(dataset_name))
     if "negligible" in groups:
         lines.append(
-            f"Permuting the earlier items inside the window changes NDCG@10 by less than 5 % "
-            f"on {analysis.and_join(groups['negligible'])}: for SASRec on these data sets the order "
-            "of the earlier items carries little information, as the Markovian view predicts."
+            "Permuting the earlier items inside the window changes "
+            "NDCG@10 by less than 5 % on "
+            f"{analysis.and_join(groups['negligible'])}: for SASRec on "
+            "these data sets the order of the earlier items carries "
+            "little information, as the Markovian view predicts."
         )
     if "significant" in groups:
         lines.append(
-            f"On {analysis.and_join(groups['significant'])} the window shuffle costs 5 % or more and "
-            "the paired per-user test confirms it: order matters there (Chapter 5 looks at "
-            "where MovieLens's sequentiality comes from)."
+            f"On {analysis.and_join(groups['significant'])} the window "
+            "shuffle costs 5 % or more and the paired per-user test "
+            "confirms it: order matters there (Chapter 5 looks at where "
+            "MovieLens's sequentiality comes from)."
         )
     if "gain" in groups:
         lines.append(
-            f"On {analysis.and_join(groups['gain'])} the shuffled order scores significantly *higher*"
-            ", a sign that the model relies on the earlier items in a way that does not "
-            "depend on their order."
+            f"On {analysis.and_join(groups['gain'])} the shuffled order "
+            "scores significantly *higher*, a sign that the model "
+            "relies on the earlier items in a way that does not depend "
+            "on their order."
         )
     if "not significant" in groups:
         lines.append(
-            f"On {analysis.and_join(groups['not significant'])} the window shuffle moves NDCG@10 by "
-            "5 % or more, but the paired test does not confirm the change at the 5 % level."
+            f"On {analysis.and_join(groups['not significant'])} the "
+            "window shuffle moves NDCG@10 by 5 % or more, but the "
+            "paired test does not confirm the change at the 5 % level."
         )
-    both = nd.pivot(index="dataset", columns="protocol", values="relative_change") \
-        if not nd.empty else pd.DataFrame()
+    both = (nd.pivot(index="dataset", columns="protocol",
+                     values="relative_change")
+            if not nd.empty else pd.DataFrame())
     if {"window", "history"} <= set(both.columns):
         gap = (both["history"] - both["window"]).dropna()
         if len(gap):
             d = gap.abs().idxmax()
-            where = (f"{plots.short_name(d)} ({analysis.pct(both.loc[d, 'window'])} within "
-                     f"the window vs {analysis.pct(both.loc[d, 'history'])} with "
-                     "shuffle-then-truncate)")
+            where = (f"{plots.short_name(d)} "
+                     f"({analysis.pct(both.loc[d, 'window'])} within the "
+                     f"window vs {analysis.pct(both.loc[d, 'history'])} "
+                     "with shuffle-then-truncate)")
             if abs(gap[d]) >= 0.05:
                 lines.append(
-                    f"The two protocols differ most on {where}: the gap is the effect of "
-                    "changing *which* items are in view, not their order."
+                    f"The two protocols differ most on {where}: the gap "
+                    "is the effect of changing *which* items are in "
+                    "view, not their order."
                 )
             else:
                 lines.append(
-                    "The two protocols' changes differ by less than 5 percentage points on "
-                    f"every data set shown (the largest gap is on {where}): bringing older "
-                    "items into view changes no more than reordering the window does."
+                    "The two protocols' changes differ by less than 5 "
+                    "percentage points on every data set shown (the "
+                    f"largest gap is on {where}): bringing older items "
+                    "into view changes no more than reordering the "
+                    "window does."
                 )
     summary = sequentiality.dropna(subset=["shuffle_drop", "maxlen_gain"])
     if len(summary):
         markov = summary[(summary["shuffle_drop"].abs() < 0.05)
                          & (summary["maxlen_gain"] < 0.05)]
+        markov_names = map(plots.short_name, markov["dataset"])
         lines.append(
-            f"In the cross-data-set summary, {len(markov)} of {len(summary)} data set(s) "
-            "lie within 5 % of the origin on both axes"
-            + (f" ({analysis.and_join(map(plots.short_name, markov['dataset']))})"
+            f"In the cross-data-set summary, {len(markov)} of "
+            f"{len(summary)} data set(s) lie within 5 % of the origin on "
+            "both axes"
+            + (f" ({analysis.and_join(markov_names)})"
                if len(markov) else "") + "."
         )
         set_like = summary[(summary["shuffle_drop"].abs() < 0.05)
                            & (summary["maxlen_gain"] >= 0.05)]
-        cases = [f"{plots.short_name(r.dataset)} ({analysis.pct(r.maxlen_gain)} at maxlen "
+        cases = [f"{plots.short_name(r.dataset)} "
+                 f"({analysis.pct(r.maxlen_gain)} at maxlen "
                  f"{r.best_maxlen}, maxlens stored: "
                  f"{analysis.stored_of_grid(r.maxlens, chapter1_grid)}; "
-                 f"shuffled {analysis.pct(r.shuffle_drop)})" for r in set_like.itertuples()]
+                 f"shuffled {analysis.pct(r.shuffle_drop)})"
+                 for r in set_like.itertuples()]
         if cases:
             lines.append(
-                f"On {' and '.join(cases)} a longer context helps while shuffling it barely "
-                "changes NDCG@10: the earlier items matter as a set — which items the user "
-                "has seen — not as a sequence. (The best maxlen is picked on the test mean; "
-                "Chapter 1 gives the paired test of that gain.)"
+                f"On {' and '.join(cases)} a longer context helps while "
+                "shuffling it barely changes NDCG@10: the earlier items "
+                "matter as a set — which items the user has seen — not "
+                "as a sequence. (The best maxlen is picked on the test "
+                "mean; Chapter 1 gives the paired test of that gain.)"
             )
-    caveats = analysis.caveats(runs, params.shown_datasets, params.unavailable)
+    caveats = analysis.caveats(runs, params.shown_datasets,
+                               params.unavailable)
     if maxlen_runs.missing:
-        caveats.append(f"{len(maxlen_runs.missing)} of Chapter 1's maxlen runs are not "
-                       "stored yet; the summary covers the data sets that have both.")
-    caveat_text = ("**Caveats.**\n\n" + "\n".join(f"- {c}" for c in caveats)) if caveats \
-        else ""
+        caveats.append(f"{len(maxlen_runs.missing)} of Chapter 1's maxlen "
+                       "runs are not stored yet; the summary covers the "
+                       "data sets that have both.")
+    caveat_text = ("**Caveats.**\n\n"
+                   + "\n".join(f"- {c}" for c in caveats)
+                   if caveats else "")
     return "\n\n".join(["\n\n".join(lines), caveat_text])
 
 

@@ -32,22 +32,27 @@
 # same scoring rule as Chapter 2's zero-block model). All three are trained identically.
 
 # %% tags=["parameters"]
-profile = "book"  # "smoke" (tiny, CPU) | "book" (stored results only) | "full" (train all)
+# "smoke" (tiny, CPU) | "book" (stored results only) | "full" (train all)
+profile = "book"
 datasets = None  # None: every data set of the chapter; or a list of names
-dataset = None  # shorthand for one data set, as in papermill -p dataset Amazon2014Toys_550_LOU
+# shorthand for one data set: papermill -p dataset Amazon2014Toys_550_LOU
+dataset = None
 seeds = [0, 1, 2]
-variants = None  # None: all three, ["stamp", "stamp_only_ht", "stamp_only_mt"]
+# None: all three, ["stamp", "stamp_only_ht", "stamp_only_mt"]
+variants = None
 epochs = None  # None: the configuration default (Note A: 100; smoke: 2)
 device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
-train = None  # None: the profile default (book: never; smoke, full: train what is missing)
+# None: profile default (book: never; smoke, full: train what is missing)
+train = None
 results_root = None  # None: results/ (smoke: a temporary store)
 
 # %%
 from seqnb import analysis
 
 params = analysis.check_chapter(
-    "stamp", profile, datasets=datasets, dataset=dataset, seeds=seeds, grid=variants,
-    grid_name="variants", epochs=epochs, device=device, train=train, results_root=results_root,
+    "stamp", profile, datasets=datasets, dataset=dataset, seeds=seeds,
+    grid=variants, grid_name="variants", epochs=epochs, device=device,
+    train=train, results_root=results_root,
 )
 
 # %% tags=["hide-input"]
@@ -63,7 +68,8 @@ variant_grid = params.grid or list(STAMP_VARIANTS)
 frame = analysis.add_setting(runs.frame, "stamp")
 settings = [analysis.STAMP_LABELS[v] for v in variant_grid]
 display(Markdown(
-    f"**Profile `{profile}`** — data sets: {', '.join(params.shown_datasets) or 'none held'}; "
+    f"**Profile `{profile}`** — data sets: "
+    f"{', '.join(params.shown_datasets) or 'none held'}; "
     f"variants: {', '.join(settings)}; seeds: {params.seeds}."
 ))
 
@@ -76,8 +82,9 @@ plots.show_run_overview(runs, params)
 # %%
 plots.style_table(
     plots.config_table(params.configs),
-    caption="Training configuration (Note A's optimiser, loss and selection; the transformer "
-            "settings do not apply to STAMP); one row per distinct setting",
+    caption="Training configuration (Note A's optimiser, loss and "
+            "selection; the transformer settings do not apply to STAMP); "
+            "one row per distinct setting",
 )
 
 # %% [markdown]
@@ -87,20 +94,24 @@ plots.style_table(
 
 # %%
 if frame.empty:
-    table = pd.DataFrame(columns=["dataset", "setting", "HR@1", "HR@10", "NDCG@10", "seeds"])
+    table = pd.DataFrame(columns=["dataset", "setting", "HR@1", "HR@10",
+                                  "NDCG@10", "seeds"])
 else:
     ordered = frame.assign(
         _d=frame["dataset"].map(params.shown_datasets.index),
         _s=frame["setting"].map({s: i for i, s in enumerate(settings)}),
     ).sort_values(["_d", "_s"])
-    table = plots.metric_table(ordered, ["dataset", "setting"], ["HR@1", "HR@10", "NDCG@10"])
+    table = plots.metric_table(ordered, ["dataset", "setting"],
+                               ["HR@1", "HR@10", "NDCG@10"])
 plots.style_table(analysis.complete(table, params),
                   caption=plots.provenance_caption(runs))
 
 # %%
-summary = analysis.mean_std(frame, ["dataset", "setting"], ["HR@1", "HR@10", "NDCG@10"])
+summary = analysis.mean_std(frame, ["dataset", "setting"],
+                            ["HR@1", "HR@10", "NDCG@10"])
 (plots.stamp_comparison(summary, provenance=runs) if not summary.empty
- else plots.empty_note("No stored runs yet — see the table of missing runs above."))
+ else plots.empty_note("No stored runs yet — see the table of missing "
+                       "runs above."))
 
 # %% [markdown]
 # ### Paired tests: each ablation against full STAMP
@@ -116,8 +127,8 @@ if "stamp" in variant_grid:
                              metrics=["HR@1", "HR@10", "NDCG@10"])
         pairs.append(t.assign(ablation=analysis.STAMP_LABELS[variant]))
 paired = pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(
-    columns=["dataset", "metric", "ablation", "mean_a", "mean_b", "relative_change",
-             "wilcoxon_p", "t_p", "n_users", "seeds"])
+    columns=["dataset", "metric", "ablation", "mean_a", "mean_b",
+             "relative_change", "wilcoxon_p", "t_p", "n_users", "seeds"])
 paired_shown = pd.DataFrame({
     "dataset": paired["dataset"],
     "ablation": paired["ablation"],
@@ -153,22 +164,28 @@ def conclusion() -> str:
     lines = []
     nd = paired[paired["metric"] == "NDCG@10"]
     if nd.empty:
-        lines.append("No stored pair of full STAMP and an ablation yet, so the comparison is "
-                     "still open; the commands above produce the runs.")
+        lines.append("No stored pair of full STAMP and an ablation yet, "
+                     "so the comparison is still open; the commands above "
+                     "produce the runs.")
     for dataset_name, group in nd.groupby("dataset", sort=False):
         parts = []
         for row in group.itertuples():
             v = analysis.verdict(row.relative_change, row.wilcoxon_p)
             word = {"negligible": "within 5 % of full STAMP",
-                    "not significant": "different by 5 % or more, but not significantly so",
-                    "significant": ("significantly better than" if row.relative_change > 0
-                                    else "significantly worse than") + " full STAMP",
+                    "not significant": ("different by 5 % or more, but "
+                                        "not significantly so"),
+                    "significant": ("significantly better than"
+                                    if row.relative_change > 0
+                                    else "significantly worse than")
+                                   + " full STAMP",
                     "unknown": "not comparable"}[v]
-            parts.append(f"{row.ablation} reaches NDCG@10 {row.mean_b:.4f} "
+            parts.append(f"{row.ablation} reaches NDCG@10 "
+                         f"{row.mean_b:.4f} "
                          f"({analysis.pct(row.relative_change)}, Wilcoxon "
                          f"{analysis.format_p(row.wilcoxon_p)}): {word}")
         full = group["mean_a"].iloc[0]
-        lines.append(f"- **{dataset_name}** (full STAMP NDCG@10 {full:.4f}): "
+        lines.append(f"- **{dataset_name}** "
+                     f"(full STAMP NDCG@10 {full:.4f}): "
                      + "; ".join(parts) + ".")
     if not nd.empty:
         verdicts = {}
@@ -176,29 +193,37 @@ def conclusion() -> str:
             v = analysis.verdict(r.relative_change, r.wilcoxon_p)
             if v == "significant" and r.relative_change > 0:
                 v = "better"
-            verdicts.setdefault(v, []).append(f"{plots.short_name(r.dataset)} ({r.ablation})")
+            verdicts.setdefault(v, []).append(
+                f"{plots.short_name(r.dataset)} ({r.ablation})")
         if "negligible" in verdicts or "better" in verdicts:
             lines.append(
-                "Where an ablation stays within 5 % of full STAMP or beats it — "
-                + ", ".join(verdicts.get("negligible", []) + verdicts.get("better", []))
-                + " — the branch that reads the earlier items ($m_a$, with $m_s$) is not "
-                "what makes STAMP work: the last item carries the prediction."
+                "Where an ablation stays within 5 % of full STAMP or "
+                "beats it — "
+                + ", ".join(verdicts.get("negligible", [])
+                            + verdicts.get("better", []))
+                + " — the branch that reads the earlier items ($m_a$, "
+                "with $m_s$) is not what makes STAMP work: the last item "
+                "carries the prediction."
             )
         if "significant" in verdicts:
             lines.append(
                 "Significant losses of 5 % or more — "
                 + ", ".join(verdicts["significant"])
-                + " — mean that the dropped parts do contribute on those data sets."
+                + " — mean that the dropped parts do contribute on those "
+                "data sets."
             )
         if "not significant" in verdicts:
             lines.append(
-                "Differences of 5 % or more that the paired test does not confirm at the 5 % "
-                "level — " + ", ".join(verdicts["not significant"])
-                + " — leave the question open there; more seeds or users would settle it."
+                "Differences of 5 % or more that the paired test does not "
+                "confirm at the 5 % level — "
+                + ", ".join(verdicts["not significant"])
+                + " — leave the question open there; more seeds or users "
+                "would settle it."
             )
     if not late.empty:
         lines.append(analysis.convergence_sentence(late))
-    caveat_text = analysis.caveat_markdown(runs, params.shown_datasets, params.unavailable)
+    caveat_text = analysis.caveat_markdown(runs, params.shown_datasets,
+                                           params.unavailable)
     return "\n\n".join(["\n\n".join(lines), caveat_text])
 
 

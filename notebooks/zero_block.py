@@ -29,22 +29,27 @@
 # item anyway.
 
 # %% tags=["parameters"]
-profile = "book"  # "smoke" (tiny, CPU) | "book" (stored results only) | "full" (train all)
+# "smoke" (tiny, CPU) | "book" (stored results only) | "full" (train all)
+profile = "book"
 datasets = None  # None: every data set of the chapter; or a list of names
-dataset = None  # shorthand for one data set, as in papermill -p dataset Amazon2014Toys_550_LOU
+# shorthand for one data set: papermill -p dataset Amazon2014Toys_550_LOU
+dataset = None
 seeds = [0, 1, 2]
-blocks = None  # SASRec block counts; None: the library default (4, 3, 2, 1)
+# SASRec block counts; None: the library default (4, 3, 2, 1)
+blocks = None
 epochs = None  # None: the configuration default (Note A: 100; smoke: 2)
 device = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
-train = None  # None: the profile default (book: never; smoke, full: train what is missing)
+# None: profile default (book: never; smoke, full: train what is missing)
+train = None
 results_root = None  # None: results/ (smoke: a temporary store)
 
 # %%
 from seqnb import analysis
 
 params = analysis.check_chapter(
-    "zero_block", profile, datasets=datasets, dataset=dataset, seeds=seeds, grid=blocks,
-    grid_name="blocks", epochs=epochs, device=device, train=train, results_root=results_root,
+    "zero_block", profile, datasets=datasets, dataset=dataset, seeds=seeds,
+    grid=blocks, grid_name="blocks", epochs=epochs, device=device,
+    train=train, results_root=results_root,
 )
 
 # %% tags=["hide-input"]
@@ -56,11 +61,14 @@ from seqnb.experiments import BLOCK_GRID, SMOKE_BLOCK_GRID, SMOKE_USERS
 
 plots.setup()
 runs = analysis.load_runs(params)
-block_grid = params.grid or list(SMOKE_BLOCK_GRID if profile == "smoke" else BLOCK_GRID)
+block_grid = params.grid or list(SMOKE_BLOCK_GRID if profile == "smoke"
+                                  else BLOCK_GRID)
 frame = analysis.add_setting(runs.frame, "zero_block")
-settings = [analysis.block_label("sasrec", b) for b in block_grid] + ["ZeroBlock"]
+settings = ([analysis.block_label("sasrec", b) for b in block_grid]
+            + ["ZeroBlock"])
 display(Markdown(
-    f"**Profile `{profile}`** — data sets: {', '.join(params.shown_datasets) or 'none held'}; "
+    f"**Profile `{profile}`** — data sets: "
+    f"{', '.join(params.shown_datasets) or 'none held'}; "
     f"SASRec blocks: {block_grid} and ZeroBlock; seeds: {params.seeds}."
 ))
 
@@ -73,7 +81,8 @@ plots.show_run_overview(runs, params)
 # %%
 plots.style_table(
     plots.config_table(params.configs),
-    caption="Training configuration (Note A); one row per distinct setting",
+    caption="Training configuration (Note A); "
+            "one row per distinct setting",
 )
 
 # %% [markdown]
@@ -84,20 +93,24 @@ plots.style_table(
 
 # %%
 if frame.empty:
-    table = pd.DataFrame(columns=["dataset", "setting", "HR@1", "HR@10", "NDCG@10", "seeds"])
+    table = pd.DataFrame(columns=["dataset", "setting", "HR@1", "HR@10",
+                                  "NDCG@10", "seeds"])
 else:
     ordered = frame.assign(
         _d=frame["dataset"].map(params.shown_datasets.index),
         _s=frame["setting"].map({s: i for i, s in enumerate(settings)}),
     ).sort_values(["_d", "_s"])
-    table = plots.metric_table(ordered, ["dataset", "setting"], ["HR@1", "HR@10", "NDCG@10"])
+    table = plots.metric_table(ordered, ["dataset", "setting"],
+                               ["HR@1", "HR@10", "NDCG@10"])
 plots.style_table(analysis.complete(table, params),
                   caption=plots.provenance_caption(runs))
 
 # %%
-summary = analysis.mean_std(frame, ["dataset", "setting"], ["HR@1", "HR@10", "NDCG@10"])
+summary = analysis.mean_std(frame, ["dataset", "setting"],
+                            ["HR@1", "HR@10", "NDCG@10"])
 (plots.block_comparison(summary, provenance=runs) if not summary.empty
- else plots.empty_note("No stored runs yet — see the table of missing runs above."))
+ else plots.empty_note("No stored runs yet — "
+                       "see the table of missing runs above."))
 
 # %% [markdown]
 # ### Paired test: SASRec against ZeroBlock
@@ -111,7 +124,8 @@ summary = analysis.mean_std(frame, ["dataset", "setting"], ["HR@1", "HR@10", "ND
 ref_blocks = 2 if 2 in block_grid else max(block_grid)
 ref_label = analysis.block_label("sasrec", ref_blocks)
 paired = analysis.compare(
-    runs, {"model": "sasrec", "num_blocks": ref_blocks}, {"model": "zero_block"},
+    runs, {"model": "sasrec", "num_blocks": ref_blocks},
+    {"model": "zero_block"},
     metrics=["HR@1", "HR@10", "NDCG@10"],
 )
 paired_shown = pd.DataFrame({
@@ -143,18 +157,24 @@ plots.style_table(
 # output through the residual connection, so this weight is on top of that direct path.
 
 # %% tags=["hide-input"]
-sasrec_results = [r for r in runs.results if r["config"]["model"] == "sasrec"]
-attention = analysis.attention_on_last(sasrec_results, by=("dataset", "num_blocks"))
+sasrec_results = [r for r in runs.results
+                  if r["config"]["model"] == "sasrec"]
+attention = analysis.attention_on_last(sasrec_results,
+                                       by=("dataset", "num_blocks"))
 if not attention.empty:
-    attention["setting"] = [analysis.block_label("sasrec", b) for b in attention["num_blocks"]]
+    attention["setting"] = [analysis.block_label("sasrec", b)
+                            for b in attention["num_blocks"]]
     maxlen = params.configs[0].maxlen
     uniform = {
         d: analysis.uniform_attention(
-            analysis.test_input_lengths(d, SMOKE_USERS if profile == "smoke" else None), maxlen)
+            analysis.test_input_lengths(
+                d, SMOKE_USERS if profile == "smoke" else None),
+            maxlen)
         for d in dict.fromkeys(attention["dataset"])
     }
     attention["uniform"] = attention["dataset"].map(uniform)
-(plots.attention_last_chart(attention, provenance=runs) if not attention.empty
+(plots.attention_last_chart(attention, provenance=runs)
+ if not attention.empty
  else plots.empty_note("No stored SASRec runs with attention extras yet."))
 
 # %% [markdown]
@@ -165,8 +185,10 @@ if not attention.empty:
 offsets = analysis.attention_by_offset(
     [r for r in sasrec_results if r["config"]["num_blocks"] == ref_blocks],
     by=("dataset",))
-(plots.attention_offset_chart(offsets, provenance=runs) if not offsets.empty
- else plots.empty_note("No stored attention extras for the reference model yet."))
+(plots.attention_offset_chart(offsets, provenance=runs)
+ if not offsets.empty
+ else plots.empty_note("No stored attention extras "
+                       "for the reference model yet."))
 
 # %% [markdown]
 # ## Did training converge?
@@ -188,39 +210,46 @@ def conclusion() -> str:
     lines = []
     nd = paired[paired["metric"] == "NDCG@10"]
     if nd.empty:
-        lines.append("No pair of stored SASRec and ZeroBlock runs yet, so the comparison is "
-                     "still open; the commands above produce the runs.")
+        lines.append("No pair of stored SASRec and ZeroBlock runs yet, so "
+                     "the comparison is still open; the commands above "
+                     "produce the runs.")
     for row in nd.itertuples():
         v = analysis.verdict(row.relative_change, row.wilcoxon_p)
         direction = "higher" if row.relative_change > 0 else "lower"
         what = {
-            "negligible": "within 5 % of it: the blocks add next to nothing",
-            "not significant": "a gap the paired per-user test does not confirm at the 5 % level",
+            "negligible": ("within 5 % of it: the blocks add next to "
+                           "nothing"),
+            "not significant": ("a gap the paired per-user test does not "
+                                "confirm at the 5 % level"),
             "significant": "a gap the paired per-user test confirms",
             "unknown": "not comparable",
         }[v]
         lines.append(
-            f"- **{row.dataset}**: ZeroBlock reaches NDCG@10 {row.mean_b:.4f} against "
-            f"{row.mean_a:.4f} for {ref_label} ({analysis.pct(row.relative_change)}, "
-            f"{direction}; Wilcoxon {analysis.format_p(row.wilcoxon_p)}) — {what}."
+            f"- **{row.dataset}**: ZeroBlock reaches NDCG@10 "
+            f"{row.mean_b:.4f} against {row.mean_a:.4f} for {ref_label} "
+            f"({analysis.pct(row.relative_change)}, {direction}; "
+            f"Wilcoxon {analysis.format_p(row.wilcoxon_p)}) — {what}."
         )
     if not summary.empty:
         nd_all = summary[summary["metric"] == "NDCG@10"]
         best = nd_all.loc[nd_all.groupby("dataset")["mean"].idxmax()]
         lines.append("Best setting by mean NDCG@10: " + "; ".join(
-            f"{plots.short_name(r.dataset)}: {r.setting}" for r in best.itertuples()) + ".")
+            f"{plots.short_name(r.dataset)}: {r.setting}"
+            for r in best.itertuples()) + ".")
     if not attention.empty:
         first = attention[attention["layer"] == 1]
         above = first[first["mean"] > first["uniform"]]
         lines.append(
             f"In the first layer, the last item receives on average "
-            f"{first['mean'].mean():.2f} of the attention (an even spread would give "
-            f"{first['uniform'].mean():.2f}); it gets more than an even share in "
-            f"{len(above)} of {len(first)} (data set, block count) cases."
+            f"{first['mean'].mean():.2f} of the attention (an even spread "
+            f"would give {first['uniform'].mean():.2f}); it gets more "
+            f"than an even share in {len(above)} of {len(first)} "
+            f"(data set, block count) cases."
         )
     if not late.empty:
         lines.append(analysis.convergence_sentence(late))
-    caveat_text = analysis.caveat_markdown(runs, params.shown_datasets, params.unavailable)
+    caveat_text = analysis.caveat_markdown(runs, params.shown_datasets,
+                                           params.unavailable)
     return "\n\n".join(["\n\n".join(lines), caveat_text])
 
 

@@ -7,8 +7,9 @@ which executes every chapter in its ``book`` profile), serves ``_build/html`` on
 not for 127.0.0.1. For each page it asserts: no console or page errors, no failed local
 requests, no request that tried to leave the machine, every altair chart rendered (an
 SVG or canvas whose scenegraph holds data marks) no wider than the text column at a
-1280-px window, tooltips that appear on hover, bound selectors that exist, formulas
-typeset by the shipped MathJax, and a table on every chapter page. A full-page screenshot of each page goes to ``test-artifacts/``.
+1280-px window, no code or output block that scrolls sideways there, tooltips that appear
+on hover, bound selectors that exist, formulas typeset by the shipped MathJax, and a table
+on every chapter page. A full-page screenshot of each page goes to ``test-artifacts/``.
 
 Environment:
 
@@ -55,6 +56,9 @@ CHROMIUM_FLAGS = [
 NOTEBOOK_SUFFIXES = (".py", ".ipynb")
 BUILD_TIMEOUT_S = 3600
 CHART_TIMEOUT_MS = 60_000
+# A code block of a page holds 75 monospace characters at a 1280-px window (measured in
+# Chromium with the book's theme); a longer line makes the reader scroll sideways.
+CODE_COLUMN = 75
 
 
 def _in_ci() -> bool:
@@ -307,6 +311,50 @@ def test_toc_lists_pages() -> None:
     assert not missing, f"_toc.yml lists files that do not exist: {missing}"
 
 
+REMOVED_INPUT = {"remove-input", "remove-cell"}  # cells whose code the page does not show
+
+
+def _shown_code(path: Path) -> list[str]:
+    """The lines a page shows as code: a chapter's code cells (jupytext), or the fenced
+    blocks of a Markdown page, without the cells tagged to hide their input."""
+    if path.suffix in NOTEBOOK_SUFFIXES:
+        import jupytext
+
+        cells = [c for c in jupytext.read(path).cells if c.cell_type == "code"]
+        return [line for c in cells if not REMOVED_INPUT & set(c.metadata.get("tags", []))
+                for line in c.source.splitlines()]
+    lines: list[str] = []
+    block: list[str] | None = None
+    fence = ""
+    for line in path.read_text().splitlines():
+        marker = re.match(r"\s*(`{3,}|~{3,})", line)
+        if block is None and marker:
+            block, fence = [], marker.group(1)
+        elif block is not None and line.strip() == fence:
+            tags = {t for opt in block if opt.startswith(":tags:")
+                    for t in re.findall(r"[\w-]+", opt.partition(":tags:")[2])}
+            if not REMOVED_INPUT & tags:
+                lines += [x for x in block if not re.match(r":\w+:", x)]
+            block = None
+        elif block is not None:
+            block.append(line)
+    return lines
+
+
+def test_shown_code_fits_the_page() -> None:
+    """No code line a page shows is wider than its code block (see CODE_COLUMN); the
+    browser test checks the rendered blocks themselves."""
+    root = book_root()
+    too_long = []
+    for docname in PAGES:
+        path = next(root / f"{docname}{suffix}" for suffix in (".md", *NOTEBOOK_SUFFIXES)
+                    if (root / f"{docname}{suffix}").is_file())
+        too_long += [f"{path.relative_to(root)}: {len(line)} chars: {line.strip()[:60]}"
+                     for line in _shown_code(path) if len(line) > CODE_COLUMN]
+    assert not too_long, (f"{len(too_long)} code lines longer than {CODE_COLUMN} characters:\n"
+                          + "\n".join(too_long))
+
+
 def test_version_prefix_rule() -> None:
     ov = _load_offline_vega()
     assert ov.satisfies("6.4.0", "6")
@@ -426,6 +474,10 @@ def test_page_in_browser(docname: str, built_html: Path, server: str, browser_co
             "() => { const p = document.querySelector('article.bd-article p, main p');"
             " return p ? p.getBoundingClientRect().width : 0; }"
         )
+        wide_code = page.evaluate(
+            "() => Array.from(document.querySelectorAll('main pre'))"
+            ".filter(p => p.scrollWidth > p.clientWidth + 1).length"
+        )
         dom_charts = page.locator('div[id^="altair-viz-"]').count()
         tables = page.locator("main table").count()
 
@@ -488,6 +540,9 @@ def test_page_in_browser(docname: str, built_html: Path, server: str, browser_co
                 )
             if chart["bindsExpected"] and chart["bindings"] == 0:
                 problems.append(f"chart {chart['id']} lost its bound selector(s)")
+        if wide_code:
+            problems.append(f"{wide_code} code or output blocks scroll sideways at a "
+                            "1280-px window")
         if tooltip_checked == "":
             problems.append("hovering a mark with a tooltip showed no tooltip")
         if selector_changed is False:
