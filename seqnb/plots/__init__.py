@@ -268,7 +268,8 @@ def style_table(table: pd.DataFrame, caption: str | None = None,
             {"selector": "caption", "props": "caption-side: bottom; font-size: 0.7rem; "
                                               "color: #666; text-align: left;"},
             {"selector": "th", "props": "text-align: left; font-weight: 600;"},
-            {"selector": "td", "props": "font-variant-numeric: tabular-nums;"},
+            {"selector": "td", "props": "font-variant-numeric: tabular-nums; "
+                                         "padding-right: 4px;"},  # a gap between columns
         ]
     )
     if highlight:
