@@ -301,7 +301,7 @@ else:
             .sort_values(["dataset", "model", "self term", "which"]))
     best = best.assign(**{
         # the table fits the page
-        "dataset": best["dataset"].map(plots.short_name),
+        "dataset": best["dataset"].map(plots.short_names(best["dataset"])),
         metric: [plots.format_mean_std(m, s, n) for m, s, n in
                  zip(best["mean"], best["std"], best["seeds"],
                      strict=True)],

@@ -392,6 +392,16 @@ def test_table_cells_read_as_numbers(value, shown):
     assert plots.format_cell(value) == shown
 
 
+def test_short_names_fall_back_to_full_names_when_two_collide():
+    names = ["Amazon2014Beauty_550_LOU", "Amazon2014Toys_550_LOU", "Amazon2014Beauty_1000_LOU"]
+    assert plots.short_names(names) == {
+        "Amazon2014Beauty_550_LOU": "Amazon2014Beauty_550_LOU",
+        "Amazon2014Toys_550_LOU": "Toys",
+        "Amazon2014Beauty_1000_LOU": "Amazon2014Beauty_1000_LOU"}
+    assert plots.short_names(["MovieLens1M_550_LOU", "LastFM"]) == {
+        "MovieLens1M_550_LOU": "ML-1M", "LastFM": "LastFM"}
+
+
 def test_style_table_formats_only_unformatted_cells():
     table = pd.DataFrame({"users": [22363], "mean length": [8.876358], "NDCG@10": ["0.0490"]})
     html = plots.style_table(table).to_html()

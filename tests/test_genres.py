@@ -392,3 +392,22 @@ def test_band_heatmaps_render_with_a_single_stored_band(small_world):
     bands = freq.band_table(one)
     assert len(bands) == 2  # one cell per model
     freq.band_heatmaps(bands).to_dict()  # validates against the schema
+
+
+def test_comparison_chart_keeps_data_sets_with_one_short_name_apart():
+    """Beauty_550 and Beauty_554 are both 'Beauty': their rows must not merge."""
+    from seqnb.plots import genres as genre_plots
+
+    names = ["Amazon2014Beauty_550_LOU", "Amazon2014Beauty_554_LOU", "LastFM"]
+    summary = pd.DataFrame({
+        "dataset": names, "observed share": [0.5, 0.4, 0.3],
+        "permuted share": [0.2, 0.2, 0.2], "gap": [0.3, 0.2, 0.1],
+        "gap low": [0.25, 0.15, 0.05], "gap high": [0.35, 0.25, 0.15],
+        "ratio": [2.5, 2.0, 1.5], "p-value": [0.001] * 3, "users": [10] * 3,
+        "attributes": [5] * 3,
+    })
+    spec = genre_plots.comparison_chart(summary).to_dict()
+    rows = [row for data in spec["datasets"].values() for row in data if "name" in row]
+    assert {row["dataset"]: row["name"] for row in rows} == {
+        "Amazon2014Beauty_550_LOU": "Amazon2014Beauty_550_LOU",
+        "Amazon2014Beauty_554_LOU": "Amazon2014Beauty_554_LOU", "LastFM": "LastFM"}

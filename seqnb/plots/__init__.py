@@ -161,6 +161,17 @@ def short_name(dataset: str) -> str:
     return dataset.split("_")[0]
 
 
+def short_names(datasets: Iterable[str]) -> dict[str, str]:
+    """Each data set's :func:`short_name`, unless two data sets would share it (Beauty_550
+    and Beauty_1000 are both 'Beauty'): those keep their full names, so that labels never
+    merge two data sets' rows or mislabel a selector."""
+    unique = list(dict.fromkeys(datasets))
+    counts: dict[str, int] = {}
+    for d in unique:
+        counts[short_name(d)] = counts.get(short_name(d), 0) + 1
+    return {d: short_name(d) if counts[short_name(d)] == 1 else d for d in unique}
+
+
 # ----- captions and tables -----------------------------------------------------------------
 def provenance_caption(runs: Any) -> str:
     """'Runs shown: …' — the provenance line under a chart or table.
@@ -331,7 +342,7 @@ CONFIG_LABELS = {"num_blocks": "blocks", "num_heads": "heads", "embedding_dim": 
 # ----- chart builders (Chapters 1–4) --------------------------------------------------------
 def _selector(datasets: Sequence[str], name: str = "dataset") -> alt.Parameter:
     options = list(dict.fromkeys(datasets))
-    labels = [short_name(d) for d in options]
+    labels = list(short_names(options).values())
     return alt.param(
         name=name,
         value=options[0],
@@ -656,8 +667,8 @@ def sequentiality_scatter(summary: pd.DataFrame, provenance: Any = None) -> Any:
 def _short_label_expr(datasets: Iterable[str], field: str = "datum.dataset") -> str:
     """A Vega expression mapping each data set name (in ``field``) to its short label."""
     expr = field
-    for d in dict.fromkeys(datasets):
-        expr = f"{field} === {d!r} ? {short_name(d)!r} : ({expr})"
+    for d, label in short_names(datasets).items():
+        expr = f"{field} === {d!r} ? {label!r} : ({expr})"
     return expr
 
 
@@ -674,7 +685,7 @@ __all__ = [
     "apply_theme", "attention_last_chart", "attention_offset_chart", "block_comparison",
     "config_table", "dataset_color", "dataset_legend", "dataset_scale", "empty_note", "format_cell",
     "format_mean_std", "maxlen_curves", "maxlen_overview", "metric_table", "model_comparison",
-    "provenance_caption", "sequentiality_scatter", "setup", "short_name", "show_convergence",
+    "provenance_caption", "sequentiality_scatter", "setup", "short_name", "short_names", "show_convergence",
     "show_run_overview", "shuffle_bars", "stamp_comparison", "style_table",
     "unique_share_chart", "validation_chart", "with_caption",
 ]

@@ -31,7 +31,7 @@ from scipy import stats
 
 from seqnb.data import Dataset, load_dataset
 from seqnb.metrics import per_item_metrics
-from seqnb.plots import PALETTE, SMALL_HEIGHT, SMALL_WIDTH, short_name, with_caption
+from seqnb.plots import PALETTE, SMALL_HEIGHT, SMALL_WIDTH, short_names, with_caption
 
 MODEL_LABELS = {"mf_bpr": "MF-BPR", "sasrec": "SASRec"}
 MODEL_COLORS = {"MF-BPR": PALETTE[1], "SASRec": PALETTE[0]}
@@ -420,7 +420,7 @@ def _dataset_param(datasets: Sequence[str], name: str) -> alt.Parameter | None:
     if len(options) < 2:
         return None
     return alt.param(name=name, value=options[0], bind=alt.binding_select(
-        options=options, labels=[short_name(d) for d in options], name="data set: "))
+        options=options, labels=list(short_names(options).values()), name="data set: "))
 
 
 _PANEL_KEYS = ("freq", "norm", "recall", "ndcg")

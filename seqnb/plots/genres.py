@@ -21,7 +21,7 @@ from seqnb.plots import (
     SMALL_WIDTH,
     WIDTH,
     dataset_scale,
-    short_name,
+    short_names,
 )
 
 # 18 MovieLens genres need more hues than the book palette: Tableau-20, in a fixed order.
@@ -148,7 +148,8 @@ def comparison_chart(summary: pd.DataFrame, drops: pd.DataFrame | None = None,
     :func:`seqnb.genres.shuffle_drops` (may be empty: the third panel then says so).
     """
     data = summary.copy()
-    data["name"] = data["dataset"].map(short_name)
+    names_of = short_names([*data["dataset"], *(() if drops is None else drops["dataset"])])
+    data["name"] = data["dataset"].map(names_of)
     order = list(data["name"])
     y = alt.Y("name:N", title=None, sort=order, scale=alt.Scale(domain=order))
     # the panels share their rows: only the first names them (the chart fits the page)
@@ -191,7 +192,7 @@ def comparison_chart(summary: pd.DataFrame, drops: pd.DataFrame | None = None,
     panels = [shares, gap]
     if drops is not None and not drops.empty:
         d = drops.copy()
-        d["name"] = d["dataset"].map(short_name)
+        d["name"] = d["dataset"].map(names_of)
         d["protocol"] = "shuffled (" + d["protocol"] + ")"
         protocols = [p for p in ("shuffled (window)", "shuffled (history)")
                      if p in set(d["protocol"])]
