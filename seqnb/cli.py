@@ -198,6 +198,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
 def cmd_results(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from seqnb.analysis import run_label
     from seqnb.experiments import CHAPTERS
     from seqnb.results import ResultStore, results_frame
 
@@ -214,9 +215,16 @@ def cmd_results(args: argparse.Namespace) -> int:
     if frame.empty:
         print("no stored results match the filters")
         return 0
-    columns = ["run_id", "chapter", "model", "num_blocks", "maxlen", "seed", "HR@10", "NDCG@10",
+    # the setting in the chapters' words tells a grid's runs apart (blocks, band, self term)
+    frame = frame.assign(setting=[run_label(row) for row in frame.to_dict("records")])
+    band = frame["smooth_band"].map(lambda b: tuple(b) if b is not None else (-1, -1))
+    order = frame.assign(band=band).sort_values(
+        ["dataset", "chapter", "model", "num_blocks", "maxlen", "band", "smooth_self_loops",
+         "seed"], ascending=[True] * 6 + [False, True], kind="stable").index
+    frame = frame.loc[order]
+    columns = ["run_id", "chapter", "setting", "maxlen", "seed", "HR@10", "NDCG@10",
                "best_epoch", "device_name", "wall_seconds"]
-    with pd.option_context("display.width", 200, "display.max_rows", 500):
+    with pd.option_context("display.width", 250, "display.max_rows", 500):
         print(frame[[c for c in columns if c in frame]].to_string(index=False))
     return 0
 

@@ -153,6 +153,7 @@ def test_grid_trains_once_then_skips_and_results_lists(
     assert main(["results", "--results", str(tmp_path)]) == 0
     table = capsys.readouterr().out
     assert all(run_id in table for run_id in ids) and "NDCG@10" in table
+    assert "SASRec (2 blocks)" in table and "ZeroBlock" in table  # each run's setting
     assert main(["results", "--chapter", "shuffle", "--dataset", csv_name,
                  "--results", str(tmp_path)]) == 0  # fmt: skip
     (shared,) = chapter_configs("shuffle", "smoke", datasets=[csv_name], seeds=[0], epochs=1)
