@@ -180,14 +180,20 @@ def _grid_configs(args: argparse.Namespace) -> list[RunConfig]:
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
+    from seqnb.analysis import run_label
     from seqnb.grid import run_grid
+    from seqnb.results import ResultStore
 
     if args.workers < 1:
         raise SystemExit(f"error: --workers must be a positive integer, got {args.workers}")
     configs = _grid_configs(args)
     if args.dry_run:
-        for c in configs:
-            print(c.run_id, c.chapter, c.model, c.dataset, f"seed={c.seed}")
+        store = ResultStore(args.results)
+        stored = [store.has(c) for c in configs]
+        for c, have in zip(configs, stored, strict=True):
+            print(f"{c.run_id}  {c.chapter}  seed={c.seed}  {'stored' if have else 'to train':8}  "
+                  f"{run_label(c.to_dict())}")
+        print(f"{len(configs)} runs: {sum(stored)} stored, {len(configs) - sum(stored)} to train")
         return 0
     summary = run_grid(configs, root=args.results, backend=args.backend, workers=args.workers)
     print(f"{summary['trained']} trained, {summary['skipped']} already stored, "

@@ -125,9 +125,12 @@ def test_grid_dry_run_lists_the_chapter_grid(
     argv = ["grid", "--chapter", "maxlen", "--profile", "smoke", "--datasets", csv_name,
             "--seeds", "0", "1", "--results", str(tmp_path), "--dry-run"]  # fmt: skip
     assert main(argv) == 0
-    printed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    *lines, total = capsys.readouterr().out.splitlines()
+    printed = [line.split()[0] for line in lines]
     expected = chapter_configs("maxlen", "smoke", datasets=[csv_name], seeds=[0, 1])
     assert printed == [c.run_id for c in expected] and len(printed) == 6
+    assert all("to train" in line and "SASRec (2 blocks), maxlen" in line for line in lines)
+    assert total == "6 runs: 0 stored, 6 to train"
     assert stored_ids(tmp_path) == []
 
 
@@ -149,6 +152,8 @@ def test_grid_trains_once_then_skips_and_results_lists(
     monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("must not retrain"))
     assert main(argv) == 0
     assert "0 trained, 3 already stored, 0 failed" in capsys.readouterr().out
+    assert main([*argv, "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "3 runs: 3 stored, 0 to train"
 
     assert main(["results", "--results", str(tmp_path)]) == 0
     table = capsys.readouterr().out
