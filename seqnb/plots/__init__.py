@@ -19,6 +19,7 @@ import the style from here (``apply_theme``, ``PALETTE``, ``WIDTH``, ``HEIGHT``,
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -166,9 +167,7 @@ def short_names(datasets: Iterable[str]) -> dict[str, str]:
     and Beauty_1000 are both 'Beauty'): those keep their full names, so that labels never
     merge two data sets' rows or mislabel a selector."""
     unique = list(dict.fromkeys(datasets))
-    counts: dict[str, int] = {}
-    for d in unique:
-        counts[short_name(d)] = counts.get(short_name(d), 0) + 1
+    counts = Counter(short_name(d) for d in unique)
     return {d: short_name(d) if counts[short_name(d)] == 1 else d for d in unique}
 
 
@@ -685,8 +684,8 @@ __all__ = [
     "apply_theme", "attention_last_chart", "attention_offset_chart", "block_comparison",
     "config_table", "dataset_color", "dataset_legend", "dataset_scale", "empty_note", "format_cell",
     "format_mean_std", "maxlen_curves", "maxlen_overview", "metric_table", "model_comparison",
-    "provenance_caption", "sequentiality_scatter", "setup", "short_name", "short_names", "show_convergence",
-    "show_run_overview", "shuffle_bars", "stamp_comparison", "style_table",
+    "provenance_caption", "sequentiality_scatter", "setup", "short_name", "short_names",
+    "show_convergence", "show_run_overview", "shuffle_bars", "stamp_comparison", "style_table",
     "unique_share_chart", "validation_chart", "with_caption",
 ]
 
