@@ -118,8 +118,10 @@ display(Markdown(
     f"**Profile `{profile}`** — {dataset}: {users_note}; "
     f"{settings.permutations} permutations per user; comparison over "
     f"{n_compared} data sets."))
-pd.DataFrame([full.statistics()]).pipe(
-    plots.style_table, caption=f"{dataset} as loaded from {data_root()}")
+statistics = pd.DataFrame([full.statistics()])
+statistics.columns = statistics.columns.str.replace("_", " ")  # they wrap
+plots.style_table(statistics,
+                  caption=f"{dataset} as loaded from {data_root()}")
 
 # %% [markdown]
 # ## The genre strip
