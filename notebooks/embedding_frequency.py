@@ -392,7 +392,9 @@ def conclusion() -> str:
         lines.append(f"- {r['model']} ({r['dataset']}): with the self "
                      f"term a band scores higher than without it in "
                      f"{r['higher with self term']} of the "
-                     f"{r['bands compared']} bands stored both ways.")
+                     f"{r['bands compared']} bands stored both ways "
+                     f"(band [0, 0] aside: never-trained items get a "
+                     f"zero vector either way).")
     return ("\n".join(lines) + "\n\n"
             + analysis.caveat_markdown(runs, shown, params.unavailable))
 

@@ -315,9 +315,11 @@ def test_self_term_comparison_counts_only_bands_stored_both_ways():
         ("MF-BPR", "with self term", "[0, 3]", 0.03),
         ("SASRec", "with self term", "[0, 1]", 0.01), ("SASRec", "without self term", "[0, 1]", 0.02),
         ("SASRec", "with self term", "[1, 1]", 0.01), ("SASRec", "without self term", "[1, 1]", 0.03),
+        # never-trained items only: the same model either way, not compared
+        ("MF-BPR", "with self term", "[0, 0]", 0.02), ("MF-BPR", "without self term", "[0, 0]", 0.01),
     ]
-    bands = pd.DataFrame([{"dataset": "tiny", "model": m, "self term": t, "band": b, "mean": v}
-                          for m, t, b, v in rows])
+    bands = pd.DataFrame([{"dataset": "tiny", "model": m, "self term": t, "band": b, "mean": v,
+                           "u": int(b.strip("[]").split(", ")[1])} for m, t, b, v in rows])
     out = freq.self_term_comparison(bands).set_index("model")
     assert out.loc["MF-BPR", "bands compared"] == 1
     assert out.loc["MF-BPR", "higher with self term"] == 1

@@ -368,8 +368,14 @@ def band_table(runs: Any, metric: str = "NDCG@10", paired_test: bool = True) -> 
 
 def self_term_comparison(bands: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, model): the bands stored both with and without the self term, and in
-    how many of them the variant with it scores the higher mean (``band_table`` rows)."""
+    how many of them the variant with it scores the higher mean (``band_table`` rows).
+
+    Bands of never-trained items only (``u == 0``) are left out: those items have no users,
+    so their rows are zero with or without the self term and the two runs are one model
+    (their scores differ only where the runs' machines round differently)."""
     cols = ["dataset", "model", "bands compared", "higher with self term"]
+    if "u" in bands:
+        bands = bands[bands["u"] > 0]
     if bands.empty:
         return pd.DataFrame(columns=cols)
     wide = bands.pivot_table(index=["dataset", "model", "band"], columns="self term",
