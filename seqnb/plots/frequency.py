@@ -372,7 +372,7 @@ def self_term_comparison(bands: pd.DataFrame) -> pd.DataFrame:
 
     Bands of never-trained items only (``u == 0``) are left out: those items have no users,
     so their rows are zero with or without the self term and the two runs are one model
-    (their scores differ only where the runs' machines round differently)."""
+    (their scores differ only where the runs' code commits or machines differ)."""
     cols = ["dataset", "model", "bands compared", "higher with self term"]
     if "u" in bands:
         bands = bands[bands["u"] > 0]
