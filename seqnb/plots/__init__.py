@@ -339,7 +339,8 @@ CONFIG_LABELS = {"num_blocks": "blocks", "num_heads": "heads", "embedding_dim": 
 
 
 # ----- chart builders (Chapters 1–4) --------------------------------------------------------
-def _selector(datasets: Sequence[str], name: str = "dataset") -> alt.Parameter:
+def dataset_selector(datasets: Sequence[str], name: str = "dataset") -> alt.Parameter:
+    """A drop-down over the data sets (first one selected), labelled by :func:`short_names`."""
     options = list(dict.fromkeys(datasets))
     labels = list(short_names(options).values())
     return alt.param(
@@ -389,7 +390,7 @@ def maxlen_curves(
     data = curves[curves["metric"].isin(metrics)].copy()
     data["low"] = (data["mean"] - data["std"].fillna(0)).clip(lower=0)
     data["high"] = data["mean"] + data["std"].fillna(0)
-    sel = _selector(data["dataset"])
+    sel = dataset_selector(data["dataset"])
     x = _maxlen_axis(data["maxlen"])
     tooltip = [alt.Tooltip("dataset:N"), alt.Tooltip("maxlen:Q"), alt.Tooltip("metric:N"),
                alt.Tooltip("mean:Q", format=".4f"), alt.Tooltip("std:Q", format=".4f"),
@@ -487,7 +488,7 @@ def attention_offset_chart(offsets: pd.DataFrame, max_offset: int = 20,
     """
     data = offsets[offsets["offset"] <= max_offset].copy()
     data["layer"] = data["layer"].astype(str)
-    sel = _selector(data["dataset"], name="attention_dataset")
+    sel = dataset_selector(data["dataset"], name="attention_dataset")
     chart = (
         alt.Chart(data)
         .mark_line(point=True)
@@ -521,7 +522,7 @@ def model_comparison(
     data = summary[summary["metric"].isin(metrics) & summary["setting"].isin(order)].copy()
     data["low"] = (data["mean"] - data["std"].fillna(0)).clip(lower=0)
     data["high"] = data["mean"] + data["std"].fillna(0)
-    sel = _selector(data["dataset"], name="model_dataset")
+    sel = dataset_selector(data["dataset"], name="model_dataset")
     colors = [PALETTE[3] if s == highlight else PALETTE[0] for s in order]
     y = alt.Y("setting:N", title=None, sort=list(order))
     base = alt.Chart().transform_filter(alt.datum.dataset == sel)
@@ -570,7 +571,7 @@ def validation_chart(curves: pd.DataFrame, order: Sequence[str] | None = None,
     shown = set(curves["setting"])
     order = [o for o in (order if order is not None else dict.fromkeys(curves["setting"]))
              if o in shown]
-    sel = _selector(curves["dataset"], name="validation_dataset")
+    sel = dataset_selector(curves["dataset"], name="validation_dataset")
     color = alt.Color("setting:N", title="model", sort=order,
                       scale=alt.Scale(domain=order, range=list(PALETTE[: len(order)])))
     tooltip = [alt.Tooltip("dataset:N"), alt.Tooltip("setting:N", title="model"),
@@ -682,9 +683,9 @@ __all__ = [
     "CONFIG_COLUMNS", "DATASET_ORDER", "DATASET_PALETTE", "FONT", "HEIGHT", "MISSING",
     "PAGE_WIDTH", "PALETTE", "SETTING_COLORS", "SMALL_HEIGHT", "SMALL_WIDTH", "UNAVAILABLE", "WIDTH",
     "apply_theme", "attention_last_chart", "attention_offset_chart", "block_comparison",
-    "config_table", "dataset_color", "dataset_legend", "dataset_scale", "empty_note", "format_cell",
-    "format_mean_std", "maxlen_curves", "maxlen_overview", "metric_table", "model_comparison",
-    "provenance_caption", "sequentiality_scatter", "setup", "short_name", "short_names",
+    "config_table", "dataset_color", "dataset_legend", "dataset_scale", "dataset_selector",
+    "empty_note", "format_cell", "format_mean_std", "maxlen_curves", "maxlen_overview",
+    "metric_table", "model_comparison", "provenance_caption", "sequentiality_scatter", "setup", "short_name", "short_names",
     "show_convergence", "show_run_overview", "shuffle_bars", "stamp_comparison", "style_table",
     "unique_share_chart", "validation_chart", "with_caption",
 ]

@@ -31,7 +31,7 @@ from scipy import stats
 
 from seqnb.data import Dataset, load_dataset
 from seqnb.metrics import per_item_metrics
-from seqnb.plots import PALETTE, SMALL_HEIGHT, SMALL_WIDTH, short_names, with_caption
+from seqnb.plots import PALETTE, SMALL_HEIGHT, SMALL_WIDTH, dataset_selector, with_caption
 
 MODEL_LABELS = {"mf_bpr": "MF-BPR", "sasrec": "SASRec"}
 MODEL_COLORS = {"MF-BPR": PALETTE[1], "SASRec": PALETTE[0]}
@@ -374,8 +374,7 @@ def self_term_comparison(bands: pd.DataFrame) -> pd.DataFrame:
     so their rows are zero with or without the self term and the two runs are one model
     (their scores differ only where the runs' code commits or machines differ)."""
     cols = ["dataset", "model", "bands compared", "higher with self term"]
-    if "u" in bands:
-        bands = bands[bands["u"] > 0]
+    bands = bands[bands["u"] > 0]
     if bands.empty:
         return pd.DataFrame(columns=cols)
     wide = bands.pivot_table(index=["dataset", "model", "band"], columns="self term",
@@ -422,11 +421,8 @@ def check_frequency_parameters(
 
 # ----- charts ---------------------------------------------------------------------------------
 def _dataset_param(datasets: Sequence[str], name: str) -> alt.Parameter | None:
-    options = list(dict.fromkeys(datasets))
-    if len(options) < 2:
-        return None
-    return alt.param(name=name, value=options[0], bind=alt.binding_select(
-        options=options, labels=list(short_names(options).values()), name="data set: "))
+    """:func:`seqnb.plots.dataset_selector`, or None when there is only one data set."""
+    return dataset_selector(datasets, name) if len(set(datasets)) > 1 else None
 
 
 _PANEL_KEYS = ("freq", "norm", "recall", "ndcg")
