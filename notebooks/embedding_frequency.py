@@ -121,7 +121,8 @@ display(Markdown(
     f"**Profile `{profile}`** — data sets: "
     f"{', '.join(shown) or 'none held'}; MF-BPR and SASRec (Note B), "
     f"unmodified and with every band over the edges {edges}, with and "
-    f"without the self term; seeds: {params.seeds}."
+    f"without the self term ([0, 0] once: the same model either way); "
+    f"seeds: {params.seeds}."
     + (f" Also held but not in this run's data sets: "
        f"{', '.join(held_not_shown)} (add it "
        "with the `datasets` parameter)." if held_not_shown else "")))
@@ -266,7 +267,8 @@ plots.style_table(claims,
 # counts the item's own users, so each "neighbour average" includes the item itself (the
 # *self term*; the note's setting) — we also show the variant without it. And an item never
 # seen in training has an empty row of $A$, so it gets a **zero** vector: the band $[0, 0]$
-# zeroes exactly the never-trained items. The top edge, 100,000, stands for "no upper
+# zeroes exactly the never-trained items, with or without the self term (one model,
+# trained once and shown in both rows). The top edge, 100,000, stands for "no upper
 # limit" (no item here is trained that often): $[l, 100{,}000]$ is every item trained at
 # least $l$ times. Each cell of the heatmaps is one band, trained
 # from scratch with every seed. Each model has two rows, with and without the self term

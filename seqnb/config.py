@@ -68,6 +68,11 @@ class RunConfig:
                 except ValueError:
                     _fail(key, value, "a number")
         validate(self)
+        # The self term only acts on banded items that have users. Without a band, or with a
+        # band of never-trained items only (u < 1: their rows of A are empty either way),
+        # both settings are one model, so they get one run id.
+        if not self.smooth_self_loops and (self.smooth_band is None or self.smooth_band[1] < 1):
+            object.__setattr__(self, "smooth_self_loops", True)
 
     # ----- identity ----------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
@@ -175,5 +180,7 @@ def validate(c: RunConfig) -> None:
             _fail("smooth_band", band, "None or [l, u] with integers l <= u")
         if c.model not in ("sasrec", "mf_bpr"):
             _fail("smooth_band", band, "None unless model is 'sasrec' or 'mf_bpr'")
+    if not isinstance(c.smooth_self_loops, bool):
+        _fail("smooth_self_loops", c.smooth_self_loops, "true or false")
     if c.layout == "rolled" and c.model == "mf_bpr":
         _fail("layout", c.layout, "'all_positions' for mf_bpr")

@@ -169,5 +169,7 @@ def frequency_configs(
         configs.append(note_b(dataset, **base))
         for band in band_grid(edges):
             configs.append(note_b(dataset, smooth_band=band, **base))
-            configs.append(note_b(dataset, smooth_band=band, smooth_self_loops=False, **base))
+            if band[1] >= 1:  # below that the self term changes nothing (RunConfig)
+                configs.append(note_b(dataset, smooth_band=band, smooth_self_loops=False,
+                                      **base))
     return configs

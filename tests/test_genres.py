@@ -348,6 +348,24 @@ def test_band_table_change_is_paired_by_seed(small_world):
     assert bands["items in band"].iloc[0] == int(((f >= 0) & (f <= 1)).sum())
 
 
+def test_band_of_never_trained_items_fills_both_self_term_rows(small_world):
+    """A [0, 0] run is stored once (with the self term, see RunConfig); band_table shows it
+    under both labels, and self_term_comparison does not count it."""
+    _, runs = small_world
+    frame = runs.frame
+    one_band = frame["smooth_band"].apply(lambda b: b == (0, 1)) & frame["smooth_self_loops"]
+    zero = frame[one_band].assign(smooth_band=[(0, 0)] * int(one_band.sum()))
+    zero["run_id"] = zero["run_id"] + "-zero"
+    stored = {**runs.stored, **{f"{k}-zero": v for k, v in runs.stored.items()}}
+    bands = freq.band_table(FakeRuns(pd.concat([frame, zero], ignore_index=True), stored))
+    both = bands[bands["band"] == "[0, 0]"]
+    assert sorted(both["self term"]) == ["with self term"] * 2 + ["without self term"] * 2
+    for _, pair in both.groupby("model"):
+        assert pair.drop(columns="self term").nunique().max() == 1  # identical rows
+    compared = freq.self_term_comparison(bands).set_index("model")["bands compared"]
+    assert (compared == 1).all()  # [0, 1] only
+
+
 def test_claims_on_planted_norms():
     rng = np.random.default_rng(0)
     frequency = np.concatenate([np.zeros(50, int), rng.integers(1, 500, size=950)])

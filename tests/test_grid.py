@@ -69,8 +69,11 @@ def test_band_grid_is_every_band_that_can_select_an_item() -> None:
     assert band_grid((0, 2, 5)) == [(0, 0), (0, 2), (0, 5), (2, 2), (2, 5), (5, 5)]
     # an open end is an upper edge only: [OPEN_END, OPEN_END] would select no item
     assert band_grid((0, 3, OPEN_END)) == [(0, 0), (0, 3), (0, OPEN_END), (3, 3), (3, OPEN_END)]
-    # Chapter 6: per model, the unmodified run plus each band with and without self term
+    # Chapter 6: per model, the unmodified run plus each band with and without self term,
+    # except [0, 0], where the two are one model (one run)
     configs = chapter_configs("embedding_frequency", "full", datasets=["Amazon2014Beauty_550_LOU"],
                               seeds=[0], grid=[0, 3, OPEN_END])
-    assert len(configs) == 2 * (1 + 2 * 5)
+    assert len(configs) == 2 * (1 + 2 * 5 - 1)
+    assert len({c.run_id for c in configs}) == len(configs)
+    assert sum(c.smooth_band == (0, 0) for c in configs) == 2
     assert {c.smooth_band for c in configs} == {None, *band_grid((0, 3, OPEN_END))}

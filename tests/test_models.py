@@ -331,6 +331,21 @@ def test_neighbour_table_equals_dense_average(self_loops, band):
         assert freq[8] == 0 and 8 in band_items and not got[8].any()
 
 
+def test_self_term_changes_nothing_for_never_trained_items():
+    """Band [0, 0] (item 8 only): its row of A is empty with or without the diagonal, so the
+    two settings give the same table, the reason RunConfig makes them one run."""
+    train = [np.array(s) for s in GRAPH_TRAIN]
+    freq = frequency(train, GRAPH_ITEMS)
+    tables = []
+    for self_loops in (True, False):
+        torch.manual_seed(0)
+        table = NeighbourAveragedTable(GRAPH_ITEMS, 4, freq, (0, 0), train, self_loops)
+        assert table.band_items.tolist() == [8]
+        tables.append(table.table().detach())
+    torch.testing.assert_close(tables[0], tables[1], rtol=0, atol=0)
+    assert not tables[0][8].any()
+
+
 def test_repeated_items_count_once_in_the_graph():
     """R is binary: a user who repeats an item (user 5: [2, 2, 6]) adds 1, not 2, to A."""
     train = [np.array(s) for s in GRAPH_TRAIN]

@@ -125,6 +125,10 @@ def test_every_identity_field_changes_the_id() -> None:
     ids = {base.run_id}
     for key, value in ALTERNATIVES.items():
         changed = base.with_(**{key: value})
+        if key == "smooth_self_loops":  # it acts only with a band of trained items
+            banded = base.with_(smooth_band=ALTERNATIVES["smooth_band"])
+            changed = banded.with_(smooth_self_loops=value)
+            assert changed.run_id != banded.run_id
         assert changed.run_id != base.run_id, key
         ids.add(changed.run_id)
     assert len(ids) == len(ALTERNATIVES) + 1
@@ -147,6 +151,20 @@ def test_numbers_are_canonical() -> None:
         RunConfig(dataset="LastFM", lr="fast")
     with pytest.raises(ValueError, match="allowed keys"):
         RunConfig.from_dict({"dataset": "LastFM", "learning_rate": 0.1})
+
+
+def test_the_self_term_is_one_run_where_it_cannot_act() -> None:
+    """Without a band, or with a band of never-trained items only, the self term changes
+    nothing (test_models checks the tables), so both settings are one run; elsewhere they
+    are two. A non-boolean is refused."""
+    for band in (None, (0, 0)):
+        off = RunConfig(dataset="LastFM", smooth_band=band, smooth_self_loops=False)
+        assert off.smooth_self_loops is True
+        assert off.run_id == RunConfig(dataset="LastFM", smooth_band=band).run_id
+    off = RunConfig(dataset="LastFM", smooth_band=(0, 1), smooth_self_loops=False)
+    assert off.run_id != RunConfig(dataset="LastFM", smooth_band=(0, 1)).run_id
+    with pytest.raises(ValueError, match="invalid smooth_self_loops=0: expected true or false"):
+        RunConfig(dataset="LastFM", smooth_band=(0, 1), smooth_self_loops=0)
 
 
 @pytest.mark.parametrize(

@@ -305,6 +305,10 @@ def band_table(runs: Any, metric: str = "NDCG@10", paired_test: bool = True) -> 
     change against the unmodified model of the same seed (mean/std), the items and the share
     of training interactions in the band, and a paired Wilcoxon signed-rank p-value on the
     per-user ``metric`` (averaged over seeds) band vs unmodified.
+
+    A band of never-trained items only (``u < 1``) is one run, stored with the self term
+    (:class:`~seqnb.config.RunConfig` makes the two settings one run id); its row appears
+    under both self-term labels, so each model's two heatmap rows stay complete.
     """
     frame = runs.frame
     cols = ["dataset", "model", "self term", "l", "u", "band", "mean", "std", "seeds",
@@ -346,7 +350,7 @@ def band_table(runs: Any, metric: str = "NDCG@10", paired_test: bool = True) -> 
                 a = np.mean([x for x, _ in pairs], axis=0)
                 b = np.mean([y for _, y in pairs], axis=0)
                 p = float(stats.wilcoxon(a, b).pvalue) if np.any(a != b) else 1.0
-        rows.append({
+        row = {
             "dataset": dataset, "model": model_label(model),
             "self term": SELF_LABELS[bool(self_loops)], "l": int(band[0]), "u": int(band[1]),
             "band": f"[{band[0]}, {band[1]}]",
@@ -362,7 +366,10 @@ def band_table(runs: Any, metric: str = "NDCG@10", paired_test: bool = True) -> 
             "items in band": in_band, "share of items": in_band / ds.num_items,
             "share of interactions": float(inter / max(freq.sum(), 1)),
             "plain": float(np.nanmean(base)) if np.isfinite(base).any() else np.nan,
-        })
+        }
+        rows.append(row)
+        if band[1] < 1:  # one model with or without the self term (RunConfig): both rows
+            rows.append({**row, "self term": SELF_LABELS[not self_loops]})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -370,11 +377,11 @@ def self_term_comparison(bands: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, model): the bands stored both with and without the self term, and in
     how many of them the variant with it scores the higher mean (``band_table`` rows).
 
-    Bands of never-trained items only (``u == 0``) are left out: those items have no users,
-    so their rows are zero with or without the self term and the two runs are one model
-    (their scores differ only where the runs' code commits or machines differ)."""
+    Bands of never-trained items only (``u < 1``) are left out: those items have no users,
+    so their rows are zero with or without the self term, and ``band_table`` shows the one
+    run under both labels."""
     cols = ["dataset", "model", "bands compared", "higher with self term"]
-    bands = bands[bands["u"] > 0]
+    bands = bands[bands["u"] >= 1]
     if bands.empty:
         return pd.DataFrame(columns=cols)
     wide = bands.pivot_table(index=["dataset", "model", "band"], columns="self term",
