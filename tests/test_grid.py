@@ -77,3 +77,56 @@ def test_band_grid_is_every_band_that_can_select_an_item() -> None:
     assert len({c.run_id for c in configs}) == len(configs)
     assert sum(c.smooth_band == (0, 0) for c in configs) == 2
     assert {c.smooth_band for c in configs} == {None, *band_grid((0, 3, OPEN_END))}
+
+
+PARENT = """
+import multiprocessing, os, time
+from concurrent.futures import ProcessPoolExecutor
+from seqnb.grid import _init_worker
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker, initargs=(1,))
+    print(pool.submit(os.getpid).result(), flush=True)
+    pool.submit(time.sleep, 300)  # a run in progress
+    time.sleep(300)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited and waits to be reaped
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux /proc")
+def test_workers_stop_when_the_grid_process_is_killed(tmp_path) -> None:
+    """`kill -9` on the grid leaves no worker training on (the next grid would run the same
+    run beside it): the worker notices it was orphaned and exits within seconds."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "grid_parent.py"
+    script.write_text(PARENT)
+    root = str(Path(grid_mod.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": root}
+    # stderr: the killed parent's resource tracker reports its pool's semaphores
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        worker = int(parent.stdout.readline())
+        assert _running(worker)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 20
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    orphaned = _running(worker)
+    if orphaned:
+        os.kill(worker, 9)
+    assert not orphaned
