@@ -289,6 +289,11 @@ else:
 chart_b
 
 # %% tags=["hide-input"]
+# a grid still being trained: say which cells have fewer seeds
+if note := freq.uneven_seeds_note(bands):
+    display(Markdown(note))
+
+# %% tags=["hide-input"]
 # a band whose unmodified run is stored
 paired_bands = bands.dropna(subset=["delta"])
 if paired_bands.empty:

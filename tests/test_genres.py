@@ -431,3 +431,13 @@ def test_comparison_chart_keeps_data_sets_with_one_short_name_apart():
     assert {row["dataset"]: row["name"] for row in rows} == {
         "Amazon2014Beauty_550_LOU": "Amazon2014Beauty_550_LOU",
         "Amazon2014Beauty_554_LOU": "Amazon2014Beauty_554_LOU", "LastFM": "LastFM"}
+
+
+def test_uneven_seeds_note_counts_cells_per_model():
+    bands = pd.DataFrame({"dataset": "tiny", "model": ["MF-BPR"] * 3 + ["SASRec"] * 2,
+                          "seeds": [3, 1, 1, 2, 2]})
+    note = freq.uneven_seeds_note(bands)
+    assert "MF-BPR on tiny: 1 with 3 seeds, 2 with 1 seed;" in note
+    assert "SASRec on tiny: 2 with 2 seeds)" in note
+    assert freq.uneven_seeds_note(bands.assign(seeds=3)) == ""
+    assert freq.uneven_seeds_note(bands.iloc[:0]) == ""

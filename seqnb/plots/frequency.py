@@ -373,6 +373,22 @@ def band_table(runs: Any, metric: str = "NDCG@10", paired_test: bool = True) -> 
     return pd.DataFrame(rows, columns=cols)
 
 
+def uneven_seeds_note(bands: pd.DataFrame) -> str:
+    """A sentence for a grid still being trained, whose heatmap cells (``band_table`` rows)
+    average different numbers of seeds; '' when every cell has the same number."""
+    if bands.empty or bands["seeds"].nunique() <= 1:
+        return ""
+    parts = []
+    for (dataset, model), g in bands.groupby(["dataset", "model"], sort=False):
+        counts = g["seeds"].value_counts().sort_index(ascending=False)
+        cells = ", ".join(f"{n} with {k} seed{'s' if k > 1 else ''}" for k, n in counts.items())
+        parts.append(f"{model} on {dataset}: {cells}")
+    return ("Not every cell has all its seeds yet (cells per model, both self-term panels: "
+            + "; ".join(parts) + "). A cell's value is the mean over its own seeds, and "
+            "seeds differ in level, so compare cells in the change rows, which pair each band "
+            "with the unmodified model of the same seed.")
+
+
 def self_term_comparison(bands: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, model): the bands stored both with and without the self term, and in
     how many of them the variant with it scores the higher mean (``band_table`` rows).
