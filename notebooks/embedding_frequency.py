@@ -230,7 +230,7 @@ chart_scatter
 # * Both, "never-trained items keep small norms": their median norm is at most
 #   $(1-\text{tolerance})$ times the median norm of the seen items.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "full-width"]
 if items.empty:
     display(Markdown("The claims cannot be tested before the runs are "
                      "stored."))

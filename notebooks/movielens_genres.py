@@ -275,7 +275,7 @@ plots.style_table(
     caption="Data sets of this comparison: measured, without item "
             "attributes, or not available offline")
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "full-width"]
 summary, results = genres.dataset_summary(
     names, permutations=settings.permutations, seed=permutation_seed,
     max_users=settings.max_users, max_attribute_share=max_attribute_share,

@@ -185,7 +185,7 @@ plots.style_table(analysis.complete(changes, params),
                     provenance=runs)
  if not shuffle.empty else plots.empty_note("No stored runs yet."))
 
-# %% tags=["hide-output"]
+# %% tags=["hide-output", "full-width"]
 detail = shuffle[["dataset", "protocol", "metric", "original", "shuffled",
                   "relative_change", "wilcoxon_p", "t_p", "n_users",
                   "seeds"]].copy()

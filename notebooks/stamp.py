@@ -119,7 +119,7 @@ summary = analysis.mean_std(frame, ["dataset", "setting"],
 # Per-user metrics from the stored ranks, averaged per user over seeds; Wilcoxon
 # signed-rank and paired t-test, two-sided. *Change* is ablation / full − 1.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "full-width"]
 pairs = []
 if "stamp" in variant_grid:
     for variant in [v for v in variant_grid if v != "stamp"]:
