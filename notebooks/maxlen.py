@@ -123,12 +123,13 @@ if shares.empty:
     share_text = "No data set is selected, so no share is computed."
 else:
     s1, s3 = share_at(1), share_at(3)
+    label_of = plots.labeller(s1.index)
     share_text = (
         f"With only the last item, between "
         f"{analysis.pct(s1.min(), signed=False)} "
-        f"({plots.short_name(s1.idxmin())}) and "
+        f"({label_of(s1.idxmin())}) and "
         f"{analysis.pct(s1.max(), signed=False)} "
-        f"({plots.short_name(s1.idxmax())}) of users have an input no "
+        f"({label_of(s1.idxmax())}) of users have an input no "
         f"other user has; with the last three items, between "
         f"{analysis.pct(s3.min(), signed=False)} and "
         f"{analysis.pct(s3.max(), signed=False)}. "
@@ -258,13 +259,14 @@ late = plots.show_convergence(runs)
 # %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
+    label_of = plots.labeller(params.shown_datasets)
     if frame.empty:
         lines.append("No maxlen runs are stored yet, so this chapter "
                      "cannot answer its question yet; the commands above "
                      "produce the runs.")
     elif gain.empty:
         stored = ", ".join(
-            f"{plots.short_name(d)}: maxlen {sorted(set(g['maxlen']))}"
+            f"{label_of(d)}: maxlen {sorted(set(g['maxlen']))}"
             for d, g in frame.groupby("dataset", sort=False))
         lines.append(f"Only one context length is stored per data set so "
                      f"far ({stored}), so there is no gain to measure "
@@ -274,7 +276,7 @@ def conclusion() -> str:
         for row in gain_table.itertuples():
             v = analysis.verdict(row.maxlen_gain, row.wilcoxon_p)
             verdicts.setdefault(v, []).append(
-                plots.short_name(row.dataset))
+                label_of(row.dataset))
             sig = ("" if pd.isna(row.wilcoxon_p) else
                    "; paired Wilcoxon "
                    f"{analysis.format_p(row.wilcoxon_p)}")

@@ -346,15 +346,16 @@ genre_plots.comparison_chart(
 # %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
+    label_of = plots.labeller(summary["dataset"])
     ranked = (summary.sort_values("gap", ascending=False)
               .reset_index(drop=True))
     if ranked.empty:
         return "No data set with item attributes could be measured."
     top = ranked.iloc[0]
-    rest = ", ".join(f"{plots.short_name(r['dataset'])} {pp(r['gap'])}"
+    rest = ", ".join(f"{label_of(r['dataset'])} {pp(r['gap'])}"
                      for r in ranked.iloc[1:].to_dict("records"))
     lines.append(
-        f"- The largest gap is on **{plots.short_name(top['dataset'])}**: "
+        f"- The largest gap is on **{label_of(top['dataset'])}**: "
         f"{pp(top['gap'])} (CI {pp(top['gap low'])} to "
         f"{pp(top['gap high'])})"
         + (f", against {rest}." if rest else "."))
@@ -365,7 +366,7 @@ def conclusion() -> str:
         "random order."
         if below.empty else
         "- The interval reaches zero for "
-        f"{analysis.and_join(map(plots.short_name, below['dataset']))}"
+        f"{analysis.and_join(map(label_of, below['dataset']))}"
         ": there the order adds nothing measurable.")
     if dataset in set(summary["dataset"]) and len(summary) > 1:
         row = summary.set_index("dataset").loc[dataset]
@@ -373,14 +374,14 @@ def conclusion() -> str:
         best_other = others.loc[others["gap"].idxmax()]
         if row["gap"] > best_other["gap"] > 0:
             lines.append(
-                f"- {plots.short_name(dataset)}'s gap is "
+                f"- {label_of(dataset)}'s gap is "
                 f"{row['gap'] / best_other['gap']:.1f}× "
                 f"the largest among the other data sets "
-                f"({plots.short_name(best_other['dataset'])}).")
+                f"({label_of(best_other['dataset'])}).")
         elif row["gap"] <= best_other["gap"]:
             lines.append(
-                f"- {plots.short_name(dataset)}'s gap is not the largest: "
-                f"{plots.short_name(best_other['dataset'])} has more.")
+                f"- {label_of(dataset)}'s gap is not the largest: "
+                f"{label_of(best_other['dataset'])} has more.")
     window = (drops[drops["protocol"] == "window"]
               .set_index("dataset")["relative_change"])
     both = summary.set_index("dataset").join(window, how="inner")

@@ -246,6 +246,8 @@ plots.style_table(analysis.complete(seq_shown, params),
 # %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
+    label_of = plots.labeller([*params.shown_datasets,
+                               *maxlen_params.shown_datasets])
     nd = (shuffle[shuffle["metric"] == "NDCG@10"] if not shuffle.empty
           else shuffle)
     if nd.empty:
@@ -273,7 +275,7 @@ def conclusion() -> str:
             v = analysis.verdict(w["relative_change"], w["wilcoxon_p"])
             if v == "significant" and w["relative_change"] > 0:
                 v = "gain"
-            groups.setdefault(v, []).append(plots.short_name(dataset_name))
+            groups.setdefault(v, []).append(label_of(dataset_name))
     if "negligible" in groups:
         lines.append(
             "Permuting the earlier items inside the window changes "
@@ -309,7 +311,7 @@ def conclusion() -> str:
         gap = (both["history"] - both["window"]).dropna()
         if len(gap):
             d = gap.abs().idxmax()
-            where = (f"{plots.short_name(d)} "
+            where = (f"{label_of(d)} "
                      f"({analysis.pct(both.loc[d, 'window'])} within the "
                      f"window vs {analysis.pct(both.loc[d, 'history'])} "
                      "with shuffle-then-truncate)")
@@ -331,7 +333,7 @@ def conclusion() -> str:
     if len(summary):
         markov = summary[(summary["shuffle_drop"].abs() < 0.05)
                          & (summary["maxlen_gain"] < 0.05)]
-        markov_names = map(plots.short_name, markov["dataset"])
+        markov_names = map(label_of, markov["dataset"])
         lines.append(
             f"In the cross-data-set summary, {len(markov)} of "
             f"{len(summary)} data set(s) lie within 5 % of the origin on "
@@ -341,7 +343,7 @@ def conclusion() -> str:
         )
         set_like = summary[(summary["shuffle_drop"].abs() < 0.05)
                            & (summary["maxlen_gain"] >= 0.05)]
-        cases = [f"{plots.short_name(r.dataset)} "
+        cases = [f"{label_of(r.dataset)} "
                  f"({analysis.pct(r.maxlen_gain)} at maxlen "
                  f"{r.best_maxlen}, maxlens stored: "
                  f"{analysis.stored_of_grid(r.maxlens, chapter1_grid)}; "

@@ -162,6 +162,7 @@ late = plots.show_convergence(runs)
 # %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
+    label_of = plots.labeller(params.shown_datasets)
     nd = paired[paired["metric"] == "NDCG@10"]
     if nd.empty:
         lines.append("No stored pair of full STAMP and an ablation yet, "
@@ -194,7 +195,7 @@ def conclusion() -> str:
             if v == "significant" and r.relative_change > 0:
                 v = "better"
             verdicts.setdefault(v, []).append(
-                f"{plots.short_name(r.dataset)} ({r.ablation})")
+                f"{label_of(r.dataset)} ({r.ablation})")
         if "negligible" in verdicts or "better" in verdicts:
             lines.append(
                 "Where an ablation stays within 5 % of full STAMP or "

@@ -208,6 +208,7 @@ late = plots.show_convergence(runs)
 # %% tags=["hide-input"]
 def conclusion() -> str:
     lines = []
+    label_of = plots.labeller(params.shown_datasets)
     nd = paired[paired["metric"] == "NDCG@10"]
     if nd.empty:
         lines.append("No pair of stored SASRec and ZeroBlock runs yet, so "
@@ -234,7 +235,7 @@ def conclusion() -> str:
         nd_all = summary[summary["metric"] == "NDCG@10"]
         best = nd_all.loc[nd_all.groupby("dataset")["mean"].idxmax()]
         lines.append("Best setting by mean NDCG@10: " + "; ".join(
-            f"{plots.short_name(r.dataset)}: {r.setting}"
+            f"{label_of(r.dataset)}: {r.setting}"
             for r in best.itertuples()) + ".")
     if not attention.empty:
         first = attention[attention["layer"] == 1]

@@ -402,6 +402,15 @@ def test_short_names_fall_back_to_full_names_when_two_collide():
         "MovieLens1M_550_LOU": "ML-1M", "LastFM": "LastFM"}
 
 
+def test_labeller_names_data_sets_in_prose_without_merging_them():
+    label_of = plots.labeller(["Amazon2014Beauty_550_LOU", "Amazon2014Beauty_1000_LOU",
+                               "LastFM"])
+    assert label_of("Amazon2014Beauty_550_LOU") == "Amazon2014Beauty_550_LOU"
+    assert label_of("LastFM") == "LastFM"
+    assert plots.labeller(["Amazon2014Beauty_550_LOU"])("Amazon2014Beauty_550_LOU") == "Beauty"
+    assert label_of("Yelp2019_550_S3Rec") == "Yelp2019_550_S3Rec"  # not in view: whole
+
+
 def test_style_table_formats_only_unformatted_cells():
     table = pd.DataFrame({"users": [22363], "mean length": [8.876358], "NDCG@10": ["0.0490"]})
     html = plots.style_table(table).to_html()

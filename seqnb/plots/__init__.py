@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import altair as alt
@@ -169,6 +169,13 @@ def short_names(datasets: Iterable[str]) -> dict[str, str]:
     unique = list(dict.fromkeys(datasets))
     counts = Counter(short_name(d) for d in unique)
     return {d: short_name(d) if counts[short_name(d)] == 1 else d for d in unique}
+
+
+def labeller(datasets: Iterable[str]) -> Callable[[str], str]:
+    """:func:`short_names` as a function for prose: ``label_of(d)`` is d's short label among
+    ``datasets`` (the data sets in view), and any other name stays whole."""
+    labels = short_names(datasets)
+    return lambda dataset: labels.get(dataset, dataset)
 
 
 # ----- captions and tables -----------------------------------------------------------------
