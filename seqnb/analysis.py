@@ -517,6 +517,32 @@ def coverage(runs: Any, datasets: Sequence[str] | None = None,
     return pd.DataFrame(rows, columns=["dataset", "runs", "stored", "status"])
 
 
+def grid_coverage(root: Any = None, profile: str = "full", unique: bool = False
+                  ) -> pd.DataFrame:
+    """The whole book at a glance: one row per (chapter, data set) of every training
+    chapter's ``profile`` grid (all seeds, the chapter's default data sets), with the runs
+    it has and how many the result store under ``root`` holds. A run that two chapters
+    share counts in both, or with ``unique`` only in the first (so the columns sum to the
+    book's distinct runs, as ``reproduce --dry-run`` counts them)."""
+    from seqnb.experiments import TRAINING_CHAPTERS, chapter_configs
+    from seqnb.results import ResultStore
+
+    store = ResultStore(root)
+    rows = []
+    counted: set[str] = set()
+    for chapter in TRAINING_CHAPTERS:
+        per_dataset: dict[str, list[bool]] = {}
+        for c in chapter_configs(chapter, profile):
+            if unique:
+                if c.run_id in counted:
+                    continue
+                counted.add(c.run_id)
+            per_dataset.setdefault(c.dataset, []).append(store.has(c))
+        rows += [{"chapter": chapter, "dataset": d, "runs": len(have), "stored": sum(have)}
+                 for d, have in per_dataset.items()]
+    return pd.DataFrame(rows, columns=["chapter", "dataset", "runs", "stored"])
+
+
 def with_unavailable(table: pd.DataFrame, datasets: Sequence[str], status: str = UNAVAILABLE,
                      column: str = "dataset") -> pd.DataFrame:
     """``table`` plus one row per data set in ``datasets`` it lacks, with ``status`` in the

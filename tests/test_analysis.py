@@ -540,3 +540,33 @@ def test_validation_chart_draws_one_line_per_run_and_the_kept_epochs():
     assert spec["layer"][0]["encoding"]["color"]["scale"]["domain"] == ["SASRec (2 blocks)"]
     values = next(iter(spec["datasets"].values()))
     assert sum(v["best"] for v in values) == 2 and len(values) == 6
+
+
+def test_grid_coverage_counts_stored_runs_per_chapter_and_data_set(tmp_path):
+    """Against a brute-force count over the chapters' configurations, with three planted
+    results: two STAMP runs and the shuffle run, which Chapter 2's grid shares."""
+    from seqnb.experiments import TRAINING_CHAPTERS, chapter_configs
+    from seqnb.results import ResultStore
+
+    store = ResultStore(tmp_path)
+    beauty = "Amazon2014Beauty_550_LOU"
+    planted = [*chapter_configs("stamp", "full", datasets=[beauty], seeds=[0])[:2],
+               chapter_configs("shuffle", "full", datasets=[beauty], seeds=[1])[0]]
+    for c in planted:
+        store.json_path(c.run_id).parent.mkdir(parents=True, exist_ok=True)
+        store.json_path(c.run_id).write_text("{}")
+    coverage = analysis.grid_coverage(tmp_path).set_index(["chapter", "dataset"])
+    assert coverage.loc[("stamp", beauty), "stored"] == 2
+    assert coverage.loc[("shuffle", beauty), "stored"] == 1
+    assert coverage.loc[("zero_block", beauty), "stored"] == 1  # the shared run
+    assert coverage["stored"].sum() == 4
+    for chapter in TRAINING_CHAPTERS:
+        assert coverage.loc[chapter, "runs"].sum() == len(chapter_configs(chapter, "full"))
+    unique = analysis.grid_coverage(tmp_path, unique=True)
+    every_id = {c.run_id for ch in TRAINING_CHAPTERS for c in chapter_configs(ch, "full")}
+    assert unique["runs"].sum() == len(every_id)
+    assert unique["stored"].sum() == 3
+    table = plots.coverage_table(analysis.grid_coverage(tmp_path)).data
+    stamp_runs = len(chapter_configs("stamp", "full", datasets=[beauty]))
+    assert table.set_index("chapter").loc["3. STAMP", "Beauty"] == f"2 / {stamp_runs}"
+    assert table.set_index("chapter").loc["6. embedding frequency", "Toys"] == "–"
