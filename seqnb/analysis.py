@@ -543,6 +543,29 @@ def grid_coverage(root: Any = None, profile: str = "full", unique: bool = False
     return pd.DataFrame(rows, columns=["chapter", "dataset", "runs", "stored"])
 
 
+CHAPTER_LABELS = {"maxlen": "1. maxlen", "zero_block": "2. zero block", "stamp": "3. STAMP",
+                  "shuffle": "4. shuffle", "embedding_frequency": "6. embedding frequency"}
+
+
+def coverage_matrix(coverage: pd.DataFrame) -> pd.DataFrame:
+    """``grid_coverage`` rows (chapter, dataset, runs, stored) as a chapter per row and a
+    data set per column (short names), each cell 'stored / runs' ('–' where the chapter's
+    grid has no such run), and an 'all' column."""
+    from seqnb.plots import short_names
+
+    frame = coverage.assign(cell=[f"{s} / {n}" for s, n in
+                                  zip(coverage["stored"], coverage["runs"], strict=True)])
+    labels = short_names(frame["dataset"])
+    wide = frame.pivot(index="chapter", columns="dataset", values="cell")
+    wide = wide.reindex(index=list(dict.fromkeys(frame["chapter"])),
+                        columns=list(labels)).fillna("–")
+    totals = frame.groupby("chapter", sort=False)[["stored", "runs"]].sum()
+    wide["all"] = [f"{s} / {n}" for s, n in zip(totals["stored"], totals["runs"], strict=True)]
+    wide = wide.rename(index=lambda c: CHAPTER_LABELS.get(c, c), columns=labels)
+    wide.columns.name = None
+    return wide.rename_axis("chapter").reset_index()
+
+
 def with_unavailable(table: pd.DataFrame, datasets: Sequence[str], status: str = UNAVAILABLE,
                      column: str = "dataset") -> pd.DataFrame:
     """``table`` plus one row per data set in ``datasets`` it lacks, with ``status`` in the

@@ -147,7 +147,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _grid_configs(args: argparse.Namespace) -> list[RunConfig]:
+def _grid_configs(args: argparse.Namespace) -> tuple[list[RunConfig], list[RunConfig]]:
+    """The chapters' runs once each (what the grid trains), and every chapter's runs
+    (shared ones under each chapter that shows them)."""
     from seqnb.experiments import CHAPTERS, TRAINING_CHAPTERS, chapter_configs
 
     chapters = args.chapters or list(TRAINING_CHAPTERS)
@@ -162,21 +164,32 @@ def _grid_configs(args: argparse.Namespace) -> list[RunConfig]:
         overrides["epochs"] = int(args.epochs)
     if args.device is not None:
         overrides["device"] = args.device
-    configs: list[RunConfig] = []
-    seen: set[str] = set()
+    per_chapter: list[RunConfig] = []
     for chapter in chapters:
         if chapter not in TRAINING_CHAPTERS:
             continue  # movielens_genres is computed live
         try:
-            for c in chapter_configs(
+            per_chapter += chapter_configs(
                 chapter, args.profile, datasets=args.datasets, seeds=args.seeds, **overrides
-            ):
-                if c.run_id not in seen:
-                    seen.add(c.run_id)
-                    configs.append(c)
+            )
         except ValueError as err:
             raise SystemExit(f"error: {err}") from None
-    return configs
+    once: dict[str, RunConfig] = {}
+    for c in per_chapter:
+        once.setdefault(c.run_id, c)  # a run that chapters share, under the first
+    return list(once.values()), per_chapter
+
+
+def _coverage_text(configs: list[RunConfig], stored: list[bool]) -> str:
+    import pandas as pd
+
+    from seqnb.analysis import coverage_matrix
+
+    frame = pd.DataFrame({"chapter": [c.chapter for c in configs],
+                          "dataset": [c.dataset for c in configs], "stored": stored})
+    counts = frame.groupby(["chapter", "dataset"], sort=False)["stored"].agg(["size", "sum"])
+    coverage = counts.rename(columns={"size": "runs", "sum": "stored"}).reset_index()
+    return coverage_matrix(coverage).to_string(index=False)
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
@@ -186,7 +199,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise SystemExit(f"error: --workers must be a positive integer, got {args.workers}")
-    configs = _grid_configs(args)
+    configs, per_chapter = _grid_configs(args)
     if args.dry_run:
         store = ResultStore(args.results)
         stored = [store.has(c) for c in configs]
@@ -194,6 +207,10 @@ def cmd_grid(args: argparse.Namespace) -> int:
             print(f"{c.run_id}  {c.chapter}  seed={c.seed}  {'stored' if have else 'to train':8}  "
                   f"{run_label(c.to_dict())}")
         print(f"{len(configs)} runs: {sum(stored)} stored, {len(configs) - sum(stored)} to train")
+        if configs:
+            print("\nstored / runs per chapter and data set (a run that chapters share counts "
+                  "in each):")
+            print(_coverage_text(per_chapter, [store.has(c) for c in per_chapter]))
         return 0
     summary = run_grid(configs, root=args.results, backend=args.backend, workers=args.workers)
     print(f"{summary['trained']} trained, {summary['skipped']} already stored, "

@@ -125,12 +125,16 @@ def test_grid_dry_run_lists_the_chapter_grid(
     argv = ["grid", "--chapter", "maxlen", "--profile", "smoke", "--datasets", csv_name,
             "--seeds", "0", "1", "--results", str(tmp_path), "--dry-run"]  # fmt: skip
     assert main(argv) == 0
-    *lines, total = capsys.readouterr().out.splitlines()
+    listing, coverage = capsys.readouterr().out.split("\n\n")
+    *lines, total = listing.splitlines()
     printed = [line.split()[0] for line in lines]
     expected = chapter_configs("maxlen", "smoke", datasets=[csv_name], seeds=[0, 1])
     assert printed == [c.run_id for c in expected] and len(printed) == 6
     assert all("to train" in line and "SASRec (2 blocks), maxlen" in line for line in lines)
     assert total == "6 runs: 0 stored, 6 to train"
+    header, row = coverage.splitlines()[1:]
+    assert header.split()[:1] == ["chapter"] and header.split()[-1] == "all"
+    assert row.split()[:2] == ["1.", "maxlen"] and row.endswith("0 / 6")
     assert stored_ids(tmp_path) == []
 
 
@@ -153,7 +157,10 @@ def test_grid_trains_once_then_skips_and_results_lists(
     assert main(argv) == 0
     assert "0 trained, 3 already stored, 0 failed" in capsys.readouterr().out
     assert main([*argv, "--dry-run"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "3 runs: 3 stored, 0 to train"
+    listing, coverage = capsys.readouterr().out.split("\n\n")
+    assert listing.splitlines()[-1] == "3 runs: 3 stored, 0 to train"
+    rows = {line.split()[1]: line.split()[-3:] for line in coverage.splitlines()[2:]}
+    assert rows == {"zero": ["3", "/", "3"], "shuffle": ["1", "/", "1"]}  # shared: in both
 
     assert main(["results", "--results", str(tmp_path)]) == 0
     table = capsys.readouterr().out

@@ -294,25 +294,11 @@ def style_table(table: pd.DataFrame, caption: str | None = None,
     return styler
 
 
-CHAPTER_LABELS = {"maxlen": "1. maxlen", "zero_block": "2. zero block", "stamp": "3. STAMP",
-                  "shuffle": "4. shuffle", "embedding_frequency": "6. embedding frequency"}
-
-
 def coverage_table(coverage: pd.DataFrame) -> Any:
-    """``analysis.grid_coverage`` as the book shows it: a chapter per row, a data set per
-    column, each cell 'stored / runs' ('–' where the chapter's grid has no such run), and
-    the totals."""
-    frame = coverage.assign(cell=[f"{s} / {n}" for s, n in
-                                  zip(coverage["stored"], coverage["runs"], strict=True)])
-    labels = short_names(frame["dataset"])
-    wide = frame.pivot(index="chapter", columns="dataset", values="cell")
-    wide = wide.reindex(index=list(dict.fromkeys(frame["chapter"])),
-                        columns=list(labels)).fillna("–")
-    totals = frame.groupby("chapter", sort=False)[["stored", "runs"]].sum()
-    wide["all"] = [f"{s} / {n}" for s, n in zip(totals["stored"], totals["runs"], strict=True)]
-    wide = wide.rename(index=lambda c: CHAPTER_LABELS.get(c, c), columns=labels)
-    wide.columns.name = None
-    return style_table(wide.rename_axis("chapter").reset_index(),
+    """``analysis.grid_coverage`` as the book shows it (:func:`analysis.coverage_matrix`)."""
+    from seqnb.analysis import coverage_matrix
+
+    return style_table(coverage_matrix(coverage),
                        caption="Stored full runs of each chapter's grid (all seeds), per "
                                "data set: stored / runs (computed live from results/)")
 
