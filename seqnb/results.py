@@ -122,6 +122,11 @@ def load_run_dataset(name: str) -> Dataset:
 
 
 def _git_commit() -> str:
+    """HEAD (+dirty when ``seqnb/`` has uncommitted changes); where the tree has no git
+    repository (a copy sent to another machine), ``$SEQNB_GIT_COMMIT`` names it instead."""
+    given = os.environ.get("SEQNB_GIT_COMMIT")
+    if given and not (REPO_ROOT / ".git").exists():
+        return given
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5

@@ -130,3 +130,40 @@ def test_workers_stop_when_the_grid_process_is_killed(tmp_path) -> None:
     if orphaned:
         os.kill(worker, 9)
     assert not orphaned
+
+
+def test_device_script_trains_for_a_while_and_packs_the_finished_runs(tmp_path) -> None:
+    """scripts/device_grid.sh: a tiny grid, every finished run (JSON + arrays) in
+    $OUT/results.tar.gz; run again, it trains and packs nothing (the store skips them)."""
+    import os
+    import subprocess
+    import sys
+    import tarfile
+
+    root = Path(grid_mod.__file__).resolve().parents[1]
+    csv = tiny_csv(tmp_path)
+    argv = ["bash", str(root / "scripts" / "device_grid.sh"), "5", "--chapter", "stamp",
+            "--profile", "smoke", "--datasets", f"csv:{csv}", "--seeds", "0", "--epochs", "1",
+            "--device", "cpu"]  # fmt: skip
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(root),
+           "SEQNB_RESULTS": str(tmp_path / "results"), "OUT": str(tmp_path / "out")}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stored = sorted(p.name for p in (tmp_path / "results" / "runs").iterdir())
+    with tarfile.open(tmp_path / "out" / "results.tar.gz") as tar:
+        assert sorted(tar.getnames()) == stored and len(stored) == 6  # 3 runs
+    assert "6 files of 3 finished runs" in done.stdout
+
+    (tmp_path / "out" / "results.tar.gz").unlink()
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "0 files of 0 finished runs" in again.stdout
+    assert not (tmp_path / "out" / "results.tar.gz").exists()
+
+
+def test_device_script_refuses_a_bad_time() -> None:
+    import subprocess
+
+    root = Path(grid_mod.__file__).resolve().parents[1]
+    done = subprocess.run(["bash", str(root / "scripts" / "device_grid.sh"), "soon", "--x"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "usage: bash scripts/device_grid.sh MINUTES" in done.stderr

@@ -456,3 +456,16 @@ def test_results_frame_and_seed_aggregation() -> None:
     one = agg[(agg["num_blocks"] == 1)].iloc[0]
     assert one["HR@10 count"] == 1 and pd.isna(one["HR@10 std"])
     assert len(agg) == 3  # the smooth_band run is its own group (None kept, not dropped)
+
+
+def test_commit_of_a_tree_without_git_comes_from_the_environment(tmp_path, monkeypatch) -> None:
+    """A copy of the tree sent to another machine has no .git: SEQNB_GIT_COMMIT names its
+    commit there. In a git checkout the variable is ignored (git itself is asked)."""
+    monkeypatch.setenv("SEQNB_GIT_COMMIT", "c" * 40)
+    monkeypatch.setattr(results_mod, "REPO_ROOT", tmp_path)
+    assert results_mod._git_commit() == "c" * 40
+    (tmp_path / ".git").mkdir()
+    assert results_mod._git_commit() != "c" * 40
+    monkeypatch.delenv("SEQNB_GIT_COMMIT")
+    (tmp_path / ".git").rmdir()
+    assert results_mod._git_commit() == "unknown"
