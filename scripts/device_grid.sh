@@ -11,7 +11,8 @@
 # files to carry along). The grid stops after MINUTES; its workers stop with it, and runs in
 # progress are lost (their checkpoints stay behind on that machine). A run counts as finished
 # once its JSON file is written (the store writes it last). Back here:
-#   tar -xzf <files_at>/results.tar.gz -C results/runs
+#   tar --skip-old-files -xzf <files_at>/results.tar.gz -C results/runs
+# (a run stored here meanwhile, say by a CPU grid, is kept: one run id, one result).
 set -euo pipefail
 if [[ $# -lt 2 || ! $1 =~ ^[0-9]+$ ]]; then
     echo "usage: bash scripts/device_grid.sh MINUTES GRID-ARGS..." >&2
