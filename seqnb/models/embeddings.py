@@ -152,13 +152,15 @@ class NeighbourAveragedTable(ItemTable):
         item_counts = R.rows_ptr[users + 1] - R.rows_ptr[users]  # |u| each
         E = self.weight  # R never holds the padding column, so no mask is needed here
         if int(item_counts.sum()) > GATHER_SHARE * len(R.rows_index):
-            user_sums = (R @ E)[users]  # most of R: every user's sum, then these users'
-        else:  # these users' items only
+            # most of R: every user's sum (U, d), each pair reading its user's row
+            user_sums, pair_index = R @ E, pair_users
+        else:  # these users' items only: (k, d), each pair reading its user's position
             entries, entry_user = _csr_rows(R.rows_ptr, R.rows_index, users)
             user_sums = _UserSums.apply(
                 E, entries, entry_user, users, R.cols_index, R.cols_ptr, R.shape[0]
-            )  # (k, d) each user's item sum
-        summed = _RowSum.apply(user_sums, pair_user, pair_row, len(band_rows))  # (m, d)
+            )
+            pair_index = pair_user
+        summed = _RowSum.apply(user_sums, pair_index, pair_row, len(band_rows))  # (m, d)
         if not self.self_loops:
             summed = summed - self.users_of[band_rows, None] * E[items[inside]]
         averaged = summed * self.scale[band_rows, None]  # (m, d)
@@ -176,10 +178,18 @@ SCATTER_SHARE = 1 / 7
 
 def _sum_rows(E: torch.Tensor, index: torch.Tensor, row: torch.Tensor, num_rows: int
               ) -> torch.Tensor:
-    """``out[r] = sum of E[index[k]] over k with row[k] == r`` (``row`` sorted)."""
+    """``out[r] = sum of E[index[k]] over k with row[k] == r`` (``row`` sorted). For the
+    forward of an autograd Function, which computes its own gradient."""
     counts = torch.bincount(row, minlength=num_rows)
     offsets = torch.cumsum(counts, 0) - counts
-    return F.embedding_bag(index, E, offsets, mode="sum")  # (num_rows, d)
+    return _bag_sum(index, E, offsets)  # (num_rows, d)
+
+
+def _bag_sum(index: torch.Tensor, E: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """``embedding_bag`` sums of rows of a detached ``E``: given a table that requires grad,
+    embedding_bag takes its training kernel, which also builds the bookkeeping of its own
+    backward (3-4x slower on CPU, measured on Beauty's R); our Functions never use it."""
+    return F.embedding_bag(index, E.detach(), offsets, mode="sum")
 
 
 class _UserSums(torch.autograd.Function):
@@ -255,7 +265,7 @@ class _BinaryProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, rows_index, rows_offsets, cols_index, cols_offsets):  # type: ignore[override]
         ctx.save_for_backward(cols_index, cols_offsets)
-        return F.embedding_bag(rows_index, x, rows_offsets, mode="sum")  # (rows, d)
+        return _bag_sum(rows_index, x, rows_offsets)  # (rows, d)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
