@@ -441,3 +441,31 @@ def test_uneven_seeds_note_counts_cells_per_model():
     assert "SASRec on tiny: 2 with 2 seeds)" in note
     assert freq.uneven_seeds_note(bands.assign(seeds=3)) == ""
     assert freq.uneven_seeds_note(bands.iloc[:0]) == ""
+
+
+def test_band_table_says_whether_the_seeds_agree(small_world):
+    """'seeds agree' against the per-seed changes computed from the stored runs directly."""
+    _, runs = small_world
+    frame = runs.frame
+    bands = freq.band_table(runs)
+    for model, label in (("mf_bpr", "MF-BPR"), ("sasrec", "SASRec")):
+        plain = frame[(frame["model"] == model) & frame["smooth_band"].isna()].set_index("seed")
+        for self_loops, self_label in ((True, "with self term"), (False, "without self term")):
+            band = frame[(frame["model"] == model) & frame["smooth_band"].notna()
+                         & (frame["smooth_self_loops"] == self_loops)].set_index("seed")
+            change = band["NDCG@10"] - plain["NDCG@10"]
+            row = bands[(bands["model"] == label) & (bands["self term"] == self_label)].iloc[0]
+            assert row["seeds agree"] == float((change > 0).all() or (change < 0).all())
+
+
+def test_seed_agreement_counts_settings_with_several_seeds():
+    bands = pd.DataFrame([  # model, self term, u, seeds agree
+        ("SASRec", "with self term", 3, 1.0), ("SASRec", "without self term", 3, 0.0),
+        ("SASRec", "with self term", 10, np.nan),  # one seed: not counted
+        ("SASRec", "with self term", 0, 1.0), ("SASRec", "without self term", 0, 1.0),  # one run
+        ("MF-BPR", "with self term", 3, np.nan),
+    ], columns=["model", "self term", "u", "seeds agree"]).assign(dataset="tiny")
+    out = freq.seed_agreement(bands).set_index("model")
+    assert out.loc["SASRec", "settings"] == 3 and out.loc["SASRec", "seeds agree"] == 2
+    assert "MF-BPR" not in out.index
+    assert freq.seed_agreement(bands[bands["model"] == "MF-BPR"]).empty

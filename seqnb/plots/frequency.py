@@ -312,8 +312,8 @@ def band_table(runs: Any, metric: str = "NDCG@10", paired_test: bool = True) -> 
     """
     frame = runs.frame
     cols = ["dataset", "model", "self term", "l", "u", "band", "mean", "std", "seeds",
-            "delta", "delta std", "relative", "p", "items in band", "share of items",
-            "share of interactions", "plain"]
+            "delta", "delta std", "seeds agree", "relative", "p", "items in band",
+            "share of items", "share of interactions", "plain"]
     if frame.empty:
         return pd.DataFrame(columns=cols)
     k = int(metric.split("@")[1]) if "@" in metric else 10
@@ -360,6 +360,7 @@ def band_table(runs: Any, metric: str = "NDCG@10", paired_test: bool = True) -> 
             "delta": float(np.nanmean(delta)) if np.isfinite(delta).any() else np.nan,
             "delta std": float(np.nanstd(delta, ddof=1)) if np.isfinite(delta).sum() > 1
             else np.nan,
+            "seeds agree": _same_sign(delta),
             "relative": float(np.nanmean(delta) / np.nanmean(base))
             if np.isfinite(base).any() and np.nanmean(base) > 0 else np.nan,
             "p": p,
@@ -371,6 +372,29 @@ def band_table(runs: Any, metric: str = "NDCG@10", paired_test: bool = True) -> 
         if band[1] < 1:  # one model with or without the self term (RunConfig): both rows
             rows.append({**row, "self term": SELF_LABELS[not self_loops]})
     return pd.DataFrame(rows, columns=cols)
+
+
+def _same_sign(deltas: np.ndarray) -> float:
+    """1.0 when two or more per-seed changes all point the same way, 0.0 when they do not,
+    NaN with fewer than two (a float column, so that pandas keeps the gaps)."""
+    d = deltas[np.isfinite(deltas)]
+    if len(d) < 2:
+        return np.nan
+    return float(bool(np.all(d > 0) or np.all(d < 0)))
+
+
+def seed_agreement(bands: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model): the band settings (band x self term) trained with two or more
+    seeds, and in how many every seed's change against its own unmodified model has the
+    same sign (``band_table``'s 'seeds agree'). A band of never-trained items counts once."""
+    cols = ["dataset", "model", "settings", "seeds agree"]
+    mirrored = (bands["u"] < 1) & (bands["self term"] == SELF_LABELS[False])
+    several = bands[~mirrored & bands["seeds agree"].notna()]
+    if several.empty:
+        return pd.DataFrame(columns=cols)
+    grouped = several.groupby(["dataset", "model"], sort=False)["seeds agree"]
+    return pd.DataFrame({"settings": grouped.size(),
+                         "seeds agree": grouped.sum().astype(int)}).reset_index()[cols]
 
 
 def uneven_seeds_note(bands: pd.DataFrame) -> str:
