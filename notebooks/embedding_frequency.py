@@ -396,10 +396,11 @@ def conclusion() -> str:
             f"{analysis.pct(r['relative'])} on {r['dataset']} "
             f"({analysis.format_p(r['p'])}).")
     for r in freq.seed_agreement(bands).to_dict("records"):
-        lines.append(f"- {r['model']} ({r['dataset']}): in {r['seeds agree']} "
-                     f"of the {r['settings']} band settings trained with two "
-                     f"or more seeds, every seed moves {metric} the same way "
-                     f"against its own unmodified model.")
+        lines.append(
+            f"- {r['model']} ({r['dataset']}): in {r['seeds agree']} of "
+            f"the {r['settings']} band settings trained with two or more "
+            f"seeds, every seed moves {metric} the same way against its "
+            f"own unmodified model.")
     for r in freq.self_term_comparison(bands).to_dict("records"):
         lines.append(f"- {r['model']} ({r['dataset']}): with the self "
                      f"term a band scores higher than without it in "
