@@ -20,6 +20,7 @@ small pandas frames that tables and charts show directly.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
@@ -551,8 +552,6 @@ def coverage_matrix(coverage: pd.DataFrame) -> pd.DataFrame:
     """``grid_coverage`` rows (chapter, dataset, runs, stored) as a chapter per row and a
     data set per column (short names), each cell 'stored / runs' ('–' where the chapter's
     grid has no such run), and an 'all' column."""
-    from seqnb.plots import short_names
-
     frame = coverage.assign(cell=[f"{s} / {n}" for s, n in
                                   zip(coverage["stored"], coverage["runs"], strict=True)])
     labels = short_names(frame["dataset"])
@@ -581,6 +580,34 @@ def with_unavailable(table: pd.DataFrame, datasets: Sequence[str], status: str =
 
 
 # ----- words --------------------------------------------------------------------------------
+def short_name(dataset: str) -> str:
+    """A short label: 'Amazon2014Beauty_550_LOU' -> 'Beauty', 'MovieLens1M_550_LOU' -> 'ML-1M'."""
+    for prefix in ("Amazon2014",):
+        if dataset.startswith(prefix):
+            return dataset[len(prefix):].split("_")[0]
+    if dataset.startswith("MovieLens1M"):
+        return "ML-1M"
+    if dataset.startswith("RetailrocketTransaction"):
+        return "Retailrocket"
+    return dataset.split("_")[0]
+
+
+def short_names(datasets: Iterable[str]) -> dict[str, str]:
+    """Each data set's :func:`short_name`, unless two data sets would share it (Beauty_550
+    and Beauty_1000 are both 'Beauty'): those keep their full names, so that labels never
+    merge two data sets' rows or mislabel a selector."""
+    unique = list(dict.fromkeys(datasets))
+    counts = Counter(short_name(d) for d in unique)
+    return {d: short_name(d) if counts[short_name(d)] == 1 else d for d in unique}
+
+
+def labeller(datasets: Iterable[str]) -> Callable[[str], str]:
+    """:func:`short_names` as a function for prose: ``label_of(d)`` is d's short label among
+    ``datasets`` (the data sets in view), and any other name stays whole."""
+    labels = short_names(datasets)
+    return lambda dataset: labels.get(dataset, dataset)
+
+
 def pct(x: float, signed: bool = True, digits: int = 1) -> str:
     """'+3.2 %' / '−3.2 %' for a relative change (NaN -> 'n/a')."""
     if x is None or (isinstance(x, float) and math.isnan(x)):

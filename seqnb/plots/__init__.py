@@ -19,14 +19,14 @@ import the style from here (``apply_theme``, ``PALETTE``, ``WIDTH``, ``HEIGHT``,
 from __future__ import annotations
 
 import zlib
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
+from seqnb.analysis import labeller, short_name, short_names  # noqa: F401 (re-exported)
 from seqnb.experiments import HELD
 
 THEME_NAME = "seqnb"
@@ -148,34 +148,6 @@ def dataset_scale(datasets: Iterable[str]) -> alt.Scale:
     """A colour scale mapping each data set to its fixed colour."""
     names = list(dict.fromkeys(datasets))
     return alt.Scale(domain=names, range=[dataset_color(d) for d in names])
-
-
-def short_name(dataset: str) -> str:
-    """A short label: 'Amazon2014Beauty_550_LOU' -> 'Beauty', 'MovieLens1M_550_LOU' -> 'ML-1M'."""
-    for prefix in ("Amazon2014",):
-        if dataset.startswith(prefix):
-            return dataset[len(prefix):].split("_")[0]
-    if dataset.startswith("MovieLens1M"):
-        return "ML-1M"
-    if dataset.startswith("RetailrocketTransaction"):
-        return "Retailrocket"
-    return dataset.split("_")[0]
-
-
-def short_names(datasets: Iterable[str]) -> dict[str, str]:
-    """Each data set's :func:`short_name`, unless two data sets would share it (Beauty_550
-    and Beauty_1000 are both 'Beauty'): those keep their full names, so that labels never
-    merge two data sets' rows or mislabel a selector."""
-    unique = list(dict.fromkeys(datasets))
-    counts = Counter(short_name(d) for d in unique)
-    return {d: short_name(d) if counts[short_name(d)] == 1 else d for d in unique}
-
-
-def labeller(datasets: Iterable[str]) -> Callable[[str], str]:
-    """:func:`short_names` as a function for prose: ``label_of(d)`` is d's short label among
-    ``datasets`` (the data sets in view), and any other name stays whole."""
-    labels = short_names(datasets)
-    return lambda dataset: labels.get(dataset, dataset)
 
 
 # ----- captions and tables -----------------------------------------------------------------
