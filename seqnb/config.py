@@ -68,10 +68,8 @@ class RunConfig:
                 except ValueError:
                     _fail(key, value, "a number")
         validate(self)
-        # The self term only acts on banded items that have users. Without a band, or with a
-        # band of never-trained items only (u < 1: their rows of A are empty either way),
-        # both settings are one model, so they get one run id.
-        if not self.smooth_self_loops and (self.smooth_band is None or self.smooth_band[1] < 1):
+        # where the self term cannot act, both settings are one model: one run id
+        if not self.smooth_self_loops and not self_term_acts(self.smooth_band):
             object.__setattr__(self, "smooth_self_loops", True)
 
     # ----- identity ----------------------------------------------------------------------
@@ -115,6 +113,12 @@ class RunConfig:
                 f"unknown configuration key(s) {unknown}; allowed keys: {sorted(known)}"
             )
         return cls(**d)
+
+
+def self_term_acts(band: tuple[int, int] | None) -> bool:
+    """Whether ``smooth_self_loops`` can change a model: only with a band that holds trained
+    items (u >= 1). A band of never-trained items only has empty rows of A either way."""
+    return band is not None and band[1] >= 1
 
 
 def note_a(dataset: str, **changes: Any) -> RunConfig:

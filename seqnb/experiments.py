@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from seqnb.config import RunConfig, note_a, note_b
+from seqnb.config import RunConfig, note_a, note_b, self_term_acts
 
 PROFILES = ("smoke", "book", "full")
 TRAINING_CHAPTERS = ("maxlen", "zero_block", "stamp", "shuffle", "embedding_frequency")
@@ -169,7 +169,7 @@ def frequency_configs(
         configs.append(note_b(dataset, **base))
         for band in band_grid(edges):
             configs.append(note_b(dataset, smooth_band=band, **base))
-            if band[1] >= 1:  # below that the self term changes nothing (RunConfig)
+            if self_term_acts(band):  # else the two settings are one run
                 configs.append(note_b(dataset, smooth_band=band, smooth_self_loops=False,
                                       **base))
     return configs

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from seqnb.config import self_term_acts
 from seqnb.data import Dataset, load_dataset
 from seqnb.metrics import per_item_metrics
 from seqnb.plots import PALETTE, SMALL_HEIGHT, SMALL_WIDTH, dataset_selector, with_caption
@@ -369,7 +370,7 @@ def band_table(runs: Any, metric: str = "NDCG@10", paired_test: bool = True) -> 
             "plain": float(np.nanmean(base)) if np.isfinite(base).any() else np.nan,
         }
         rows.append(row)
-        if band[1] < 1:  # one model with or without the self term (RunConfig): both rows
+        if not self_term_acts(band):  # one run for both settings: show it in both rows
             rows.append({**row, "self term": SELF_LABELS[not self_loops]})
     return pd.DataFrame(rows, columns=cols)
 
