@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from seqnb.config import RunConfig
+from seqnb.config import RunConfig, unique_runs
 from seqnb.metrics import BOOK_METRICS, metrics_from_ranks
 
 PAIRED_METRIC = "NDCG@10"
@@ -528,20 +528,22 @@ def grid_coverage(root: Any = None, profile: str = "full", unique: bool = False
     from seqnb.experiments import TRAINING_CHAPTERS, chapter_configs
     from seqnb.results import ResultStore
 
-    store = ResultStore(root)
-    rows = []
-    counted: set[str] = set()
-    for chapter in TRAINING_CHAPTERS:
-        per_dataset: dict[str, list[bool]] = {}
-        for c in chapter_configs(chapter, profile):
-            if unique:
-                if c.run_id in counted:
-                    continue
-                counted.add(c.run_id)
-            per_dataset.setdefault(c.dataset, []).append(store.has(c))
-        rows += [{"chapter": chapter, "dataset": d, "runs": len(have), "stored": sum(have)}
-                 for d, have in per_dataset.items()]
-    return pd.DataFrame(rows, columns=["chapter", "dataset", "runs", "stored"])
+    configs = [c for chapter in TRAINING_CHAPTERS for c in chapter_configs(chapter, profile)]
+    if unique:
+        configs = unique_runs(configs)
+    return coverage_rows(configs, ResultStore(root))
+
+
+def coverage_rows(configs: Sequence[RunConfig], store: Any) -> pd.DataFrame:
+    """One row per (chapter, data set) of ``configs``, in their order: runs, and how many
+    ``store`` holds (each run id asked once)."""
+    stored = {c.run_id: store.has(c) for c in configs}
+    frame = pd.DataFrame({"chapter": [c.chapter for c in configs],
+                          "dataset": [c.dataset for c in configs],
+                          "stored": [stored[c.run_id] for c in configs]})
+    counts = frame.groupby(["chapter", "dataset"], sort=False)["stored"].agg(["size", "sum"])
+    return (counts.rename(columns={"size": "runs", "sum": "stored"}).reset_index()
+            .astype({"runs": int, "stored": int})[["chapter", "dataset", "runs", "stored"]])
 
 
 CHAPTER_LABELS = {"maxlen": "1. maxlen", "zero_block": "2. zero block", "stamp": "3. STAMP",

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from seqnb.config import RunConfig
+from seqnb.config import RunConfig, unique_runs
 
 _BOOL = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
@@ -174,26 +174,11 @@ def _grid_configs(args: argparse.Namespace) -> tuple[list[RunConfig], list[RunCo
             )
         except ValueError as err:
             raise SystemExit(f"error: {err}") from None
-    once: dict[str, RunConfig] = {}
-    for c in per_chapter:
-        once.setdefault(c.run_id, c)  # a run that chapters share, under the first
-    return list(once.values()), per_chapter
-
-
-def _coverage_text(configs: list[RunConfig], stored: list[bool]) -> str:
-    import pandas as pd
-
-    from seqnb.analysis import coverage_matrix
-
-    frame = pd.DataFrame({"chapter": [c.chapter for c in configs],
-                          "dataset": [c.dataset for c in configs], "stored": stored})
-    counts = frame.groupby(["chapter", "dataset"], sort=False)["stored"].agg(["size", "sum"])
-    coverage = counts.rename(columns={"size": "runs", "sum": "stored"}).reset_index()
-    return coverage_matrix(coverage).to_string(index=False)
+    return unique_runs(per_chapter), per_chapter
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
-    from seqnb.analysis import run_label
+    from seqnb.analysis import coverage_matrix, coverage_rows, run_label
     from seqnb.grid import run_grid
     from seqnb.results import ResultStore
 
@@ -210,7 +195,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
         if configs:
             print("\nstored / runs per chapter and data set (a run that chapters share counts "
                   "in each):")
-            print(_coverage_text(per_chapter, [store.has(c) for c in per_chapter]))
+            print(coverage_matrix(coverage_rows(per_chapter, store)).to_string(index=False))
         return 0
     summary = run_grid(configs, root=args.results, backend=args.backend, workers=args.workers)
     print(f"{summary['trained']} trained, {summary['skipped']} already stored, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -113,6 +114,14 @@ class RunConfig:
                 f"unknown configuration key(s) {unknown}; allowed keys: {sorted(known)}"
             )
         return cls(**d)
+
+
+def unique_runs(configs: Iterable[RunConfig]) -> list[RunConfig]:
+    """The first configuration of each run id, in order (chapters share runs)."""
+    first: dict[str, RunConfig] = {}
+    for c in configs:
+        first.setdefault(c.run_id, c)
+    return list(first.values())
 
 
 def self_term_acts(band: tuple[int, int] | None) -> bool:

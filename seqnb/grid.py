@@ -14,7 +14,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from seqnb.config import RunConfig
+from seqnb.config import RunConfig, unique_runs
 from seqnb.results import ResultStore, run
 
 
@@ -62,10 +62,7 @@ def run_grid(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     store = ResultStore(root)
-    unique: dict[str, RunConfig] = {}
-    for c in configs:
-        unique.setdefault(c.run_id, c)  # the first configuration of each run id
-    todo = [c for c in unique.values() if not store.has(c)]
+    todo = [c for c in unique_runs(configs) if not store.has(c)]
     summary: dict[str, Any] = {
         "trained": 0, "skipped": len(configs) - len(todo), "failed": 0, "errors": {}
     }

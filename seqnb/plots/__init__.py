@@ -26,7 +26,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from seqnb.analysis import labeller, short_name, short_names  # noqa: F401 (re-exported)
+from seqnb.analysis import labeller, short_name, short_names
 from seqnb.experiments import HELD
 
 THEME_NAME = "seqnb"
@@ -671,8 +671,8 @@ __all__ = [
     "CONFIG_COLUMNS", "DATASET_ORDER", "DATASET_PALETTE", "FONT", "HEIGHT", "MISSING",
     "PAGE_WIDTH", "PALETTE", "SETTING_COLORS", "SMALL_HEIGHT", "SMALL_WIDTH", "UNAVAILABLE", "WIDTH",
     "apply_theme", "attention_last_chart", "attention_offset_chart", "block_comparison",
-    "config_table", "dataset_color", "dataset_legend", "dataset_scale", "dataset_selector",
-    "empty_note", "format_cell", "format_mean_std", "maxlen_curves", "maxlen_overview",
+    "config_table", "coverage_table", "dataset_color", "dataset_legend", "dataset_scale", "dataset_selector",
+    "empty_note", "format_cell", "format_mean_std", "labeller", "maxlen_curves", "maxlen_overview",
     "metric_table", "model_comparison", "provenance_caption", "sequentiality_scatter", "setup", "short_name", "short_names",
     "show_convergence", "show_run_overview", "shuffle_bars", "stamp_comparison", "style_table",
     "unique_share_chart", "validation_chart", "with_caption",
