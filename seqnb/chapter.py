@@ -91,8 +91,7 @@ class ChapterRuns:
         devices = "; ".join(sorted(set(f["device_name"])))
         epochs = ", ".join(str(e) for e in sorted(set(f["epochs_run"])))
         seeds = sorted(set(f["seed"]))
-        commits = [c for cs in f["code_commits"] for c in cs] if "code_commits" in f else []
-        code = ", ".join(sorted({short_commit(c) for c in commits}))
+        code = code_summary(f)
         return (
             f"{len(f)} runs · device: {devices} · trained {date} · epochs: {epochs} · "
             f"seeds: {', '.join(map(str, seeds))} ({len(seeds)})"
@@ -108,6 +107,28 @@ class ChapterRuns:
                 for c in self.missing
             ]
         )
+
+
+MAX_COMMITS_LISTED = 4
+
+
+def code_summary(frame: pd.DataFrame) -> str:
+    """The seqnb commits that trained the runs in ``frame``, for a provenance line.
+
+    Up to ``MAX_COMMITS_LISTED`` are listed (sorted); more are summed up as their count and
+    the first and last in the order the runs started, with a pointer to the per-run list.
+    """
+    if "code_commits" not in frame or frame.empty:
+        return ""
+    by_start = frame.sort_values("started", kind="stable") if "started" in frame else frame
+    commits = list(dict.fromkeys(short_commit(c) for cs in by_start["code_commits"]
+                                 for c in cs))
+    if len(commits) <= MAX_COMMITS_LISTED:
+        return ", ".join(sorted(commits))
+    dirty = sum(c.endswith("+dirty") for c in commits)
+    return (f"{len(commits)} commits, from {commits[0]} to {commits[-1]}"
+            + (f" ({dirty} with uncommitted changes)" if dirty else "")
+            + "; each run's: python -m seqnb results")
 
 
 def short_commit(commit: str) -> str:
@@ -159,5 +180,5 @@ def unavailable_datasets() -> list[str]:
     return list(NOT_HELD)
 
 
-__all__ = ["HELD", "NOT_HELD", "ChapterRuns", "chapter_runs", "check_parameters", "short_commit",
-           "unavailable_datasets"]
+__all__ = ["HELD", "NOT_HELD", "ChapterRuns", "chapter_runs", "check_parameters", "code_summary",
+           "short_commit", "unavailable_datasets"]

@@ -207,6 +207,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from seqnb.analysis import run_label
+    from seqnb.chapter import short_commit
     from seqnb.experiments import CHAPTERS
     from seqnb.results import ResultStore, results_frame
 
@@ -230,8 +231,10 @@ def cmd_results(args: argparse.Namespace) -> int:
         ["dataset", "chapter", "model", "num_blocks", "maxlen", "band", "smooth_self_loops",
          "seed"], ascending=[True] * 6 + [False, True], kind="stable").index
     frame = frame.loc[order]
+    # every commit that trained the run (a resumed run may name several)
+    frame["code"] = [" + ".join(short_commit(c) for c in cs) for cs in frame["code_commits"]]
     columns = ["run_id", "chapter", "setting", "maxlen", "seed", "HR@10", "NDCG@10",
-               "best_epoch", "device_name", "wall_seconds"]
+               "best_epoch", "device_name", "wall_seconds", "code"]
     with pd.option_context("display.width", 250, "display.max_rows", 500):
         print(frame[[c for c in columns if c in frame]].to_string(index=False))
     return 0

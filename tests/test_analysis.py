@@ -474,6 +474,24 @@ def test_chapter_provenance_names_devices_seeds_and_code_commits():
     )
 
 
+def test_provenance_sums_up_many_commits_in_the_order_runs_started():
+    """More than four commits: their count, the first and the last by run start, how many
+    had uncommitted changes, and where each run's own commit is listed."""
+    from seqnb.chapter import MAX_COMMITS_LISTED, code_summary
+
+    letters = "fedcba"  # started in this order, so not alphabetical
+    frame = pd.DataFrame({
+        "started": [f"2026-12-0{i + 1}T10:00:00" for i in range(6)][::-1],
+        "code_commits": [(c * 40 + ("+dirty" if c == "d" else ""),) for c in letters][::-1],
+    })
+    assert len(letters) > MAX_COMMITS_LISTED
+    assert code_summary(frame) == (
+        "6 commits, from fffffff to aaaaaaa (1 with uncommitted changes); "
+        "each run's: python -m seqnb results")
+    assert code_summary(frame.iloc[:4]) == "aaaaaaa, bbbbbbb, ccccccc, ddddddd+dirty"
+    assert code_summary(frame.iloc[:0]) == ""
+
+
 # ----- convergence ---------------------------------------------------------------------------
 def _curve_result(model, seed, values, every=10, best=None, **config):
     curve = [{"epoch": every * (i + 1), "metrics": {"NDCG@10": v, "HR@10": 2 * v}}

@@ -290,8 +290,12 @@ def test_results_reads_plain_json(tmp_path: Path, capsys) -> None:
         "run_id": config.run_id, "config": config.to_dict(), "valid_curve": [],
         "best_epoch": 5, "test": {"HR@10": 0.1234, "NDCG@10": 0.05},
         "provenance": {"device": "NVIDIA H100", "started": "2024-05-01T10:00:00+00:00",
-                       "wall_seconds": 12.5, "epochs_run": 100},
+                       "wall_seconds": 12.5, "epochs_run": 100, "git_commit": "b" * 40,
+                       # begun at commit a, resumed and finished at b
+                       "segments": [{"device": "cpu", "git_commit": "a" * 40},
+                                    {"device": "NVIDIA H100", "git_commit": "b" * 40}]},
     }))  # fmt: skip
     assert main(["results", "--chapter", "stamp", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert config.run_id in out and "0.1234" in out and "NVIDIA H100" in out
+    assert "aaaaaaa + bbbbbbb" in out  # every commit that trained it
