@@ -663,10 +663,11 @@ def caveats(runs: Any, datasets: Sequence[str] = (), unavailable: Sequence[str] 
     if getattr(runs, "profile", "") != "smoke":
         still = still_improving(frame)
         if still:
+            # one sub-item per data set
             out.append(f"Still improving when training stopped (best validation NDCG@10 at "
-                       f"the last epoch), {len(unconverged(frame))} run(s): "
-                       f"{'; '.join(still)}. These "
-                       "keep the notes' epoch budget; longer training may raise them.")
+                       f"the last epoch), {len(unconverged(frame))} run(s); these keep the "
+                       "notes' epoch budget, and longer training may raise them:"
+                       + "".join(f"\n  - {line}" for line in still))
     shown = set(frame["dataset"]) if not frame.empty else set()
     missing = [d for d in datasets if d not in shown and d not in unavailable]
     if missing:
@@ -749,13 +750,17 @@ def convergence_sentence(late: pd.DataFrame, rising: float = 0.02) -> str:
 
 
 def still_improving(frame: pd.DataFrame) -> list[str]:
-    """The runs whose best validation epoch is their last one (not converged), one entry per
-    data set and setting with its seeds: 'A: SASRec (4 blocks), seeds 0, 1'."""
-    seeds: dict[str, list[int]] = {}
+    """The runs whose best validation epoch is their last one (not converged), one line per
+    data set naming each setting with its seeds: 'A: SASRec (4 blocks), seeds 0, 1; ZeroBlock,
+    seed 2'."""
+    seeds: dict[str, dict[str, list[int]]] = {}
     for r in unconverged(frame).to_dict("records"):
-        seeds.setdefault(f"{r.get('dataset')}: {run_label(r)}", []).append(int(r["seed"]))
-    return [f"{label}, seed{'s' if len(s) > 1 else ''} {', '.join(map(str, sorted(s)))}"
-            for label, s in sorted(seeds.items())]
+        by_label = seeds.setdefault(str(r.get("dataset")), {})
+        by_label.setdefault(run_label(r), []).append(int(r["seed"]))
+    return [f"{dataset}: " + "; ".join(
+                f"{label}, seed{'s' if len(s) > 1 else ''} {', '.join(map(str, sorted(s)))}"
+                for label, s in sorted(by_label.items()))
+            for dataset, by_label in sorted(seeds.items())]
 
 
 def run_label(row: dict[str, Any]) -> str:

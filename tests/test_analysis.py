@@ -376,9 +376,10 @@ def test_caveats_flag_runs_still_improving_at_their_last_epoch():
          "smooth_self_loops": False, "seed": 0, "best_epoch": 100, "epochs_run": 100},
     ]
     text = " ".join(analysis.caveats(FakeRuns(rows, {})))
-    assert ("6 run(s): A: MF-BPR, band [0, 3], seed 1; A: SASRec (4 blocks), seeds 0, 2; "
-            "A: only m_t, seed 2; B: SASRec (2 blocks), band [1, 1] without self term, seed 0; "
-            "B: SASRec (2 blocks), maxlen 5, seed 0.") in text
+    assert ("6 run(s); these keep the notes' epoch budget, and longer training may raise "
+            "them:\n  - A: MF-BPR, band [0, 3], seed 1; SASRec (4 blocks), seeds 0, 2; "
+            "only m_t, seed 2\n  - B: SASRec (2 blocks), band [1, 1] without self term, seed 0; "
+            "SASRec (2 blocks), maxlen 5, seed 0") in text  # one line per data set
     assert "A: SASRec (2 blocks)" not in text  # converged at epoch 60
     assert "Still improving" not in " ".join(analysis.caveats(FakeRuns(rows, {}, profile="smoke")))
 
