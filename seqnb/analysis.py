@@ -20,6 +20,7 @@ small pandas frames that tables and charts show directly.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -751,16 +752,27 @@ def convergence_sentence(late: pd.DataFrame, rising: float = 0.02) -> str:
 
 def still_improving(frame: pd.DataFrame) -> list[str]:
     """The runs whose best validation epoch is their last one (not converged), one line per
-    data set naming each setting with its seeds: 'A: SASRec (4 blocks), seeds 0, 1; ZeroBlock,
-    seed 2'."""
-    seeds: dict[str, dict[str, list[int]]] = {}
+    data set and model naming each setting with its seeds: 'A, SASRec (4 blocks): seeds
+    0, 1', 'A, MF-BPR: unmodified, seed 1; band [0, 3], seeds 0, 2'."""
+    seeds: dict[tuple[str, str], dict[str, list[int]]] = {}
     for r in unconverged(frame).to_dict("records"):
-        by_label = seeds.setdefault(str(r.get("dataset")), {})
-        by_label.setdefault(run_label(r), []).append(int(r["seed"]))
-    return [f"{dataset}: " + "; ".join(
-                f"{label}, seed{'s' if len(s) > 1 else ''} {', '.join(map(str, sorted(s)))}"
-                for label, s in sorted(by_label.items()))
-            for dataset, by_label in sorted(seeds.items())]
+        model, _, setting = run_label(r).partition(", ")  # 'MF-BPR', 'band [0, 3]'
+        by_setting = seeds.setdefault((str(r.get("dataset")), model), {})
+        by_setting.setdefault(setting, []).append(int(r["seed"]))
+
+    def seed_list(s: list[int]) -> str:
+        return f"seed{'s' if len(s) > 1 else ''} {', '.join(map(str, sorted(s)))}"
+
+    return [f"{dataset}, {model}: " + "; ".join(
+                (f"{setting or 'unmodified'}, " if len(by_setting) > 1 or setting else "")
+                + seed_list(s) for setting, s in sorted(by_setting.items(), key=_natural_key))
+            for (dataset, model), by_setting in sorted(seeds.items())]
+
+
+def _natural_key(item: tuple[str, Any]) -> list[Any]:
+    """Sort key for (text, value) pairs with numbers compared as numbers: 'maxlen 5' before
+    'maxlen 10', 'band [0, 10]' before 'band [0, 100000]'."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", item[0])]
 
 
 def run_label(row: dict[str, Any]) -> str:

@@ -374,12 +374,19 @@ def test_caveats_flag_runs_still_improving_at_their_last_epoch():
          "seed": 0, "best_epoch": 100, "epochs_run": 100},
         {"dataset": "B", "model": "sasrec", "num_blocks": 2, "smooth_band": [1, 1],
          "smooth_self_loops": False, "seed": 0, "best_epoch": 100, "epochs_run": 100},
+        {"dataset": "B", "model": "sasrec", "num_blocks": 2, "layout": "rolled", "maxlen": 5,
+         "seed": 1, "best_epoch": 100, "epochs_run": 100},
+        {"dataset": "B", "model": "sasrec", "num_blocks": 2, "layout": "rolled", "maxlen": 10,
+         "seed": 0, "best_epoch": 100, "epochs_run": 100},
+        {"dataset": "B", "model": "sasrec", "num_blocks": 2, "seed": 3,
+         "best_epoch": 100, "epochs_run": 100},
     ]
     text = " ".join(analysis.caveats(FakeRuns(rows, {})))
-    assert ("6 run(s); these keep the notes' epoch budget, and longer training may raise "
-            "them:\n  - A: MF-BPR, band [0, 3], seed 1; SASRec (4 blocks), seeds 0, 2; "
-            "only m_t, seed 2\n  - B: SASRec (2 blocks), band [1, 1] without self term, seed 0; "
-            "SASRec (2 blocks), maxlen 5, seed 0") in text  # one line per data set
+    assert ("9 run(s); these keep the notes' epoch budget, and longer training may raise "
+            "them:\n  - A, MF-BPR: band [0, 3], seed 1"
+            "\n  - A, SASRec (4 blocks): seeds 0, 2\n  - A, only m_t: seed 2"
+            "\n  - B, SASRec (2 blocks): unmodified, seed 3; band [1, 1] without self term, "
+            "seed 0; maxlen 5, seeds 0, 1; maxlen 10, seed 0") in text  # a line per data set, model
     assert "A: SASRec (2 blocks)" not in text  # converged at epoch 60
     assert "Still improving" not in " ".join(analysis.caveats(FakeRuns(rows, {}, profile="smoke")))
 
