@@ -403,13 +403,17 @@ def train(
     train_seconds = 0.0
     earlier_segments: list[dict[str, Any]] = []
     if state_path is not None and state_path.exists():
-        saved = torch.load(state_path, map_location=dev, weights_only=False)
+        # on the CPU: generator states must stay CPU tensors (on any device); the model
+        # and optimizer states are copied to the device by load_state_dict
+        saved = torch.load(state_path, map_location="cpu", weights_only=False)
         model.load_state_dict(saved["model"])
         t.optimizer.load_state_dict(saved["optimizer"])
         start_epoch, curve, best = saved["epoch"] + 1, saved["curve"], saved["best"]
         t.rng.bit_generator.state = saved["numpy_rng"]
         t.gen.set_state(saved["torch_gen"])
         torch.set_rng_state(saved["torch_rng"])
+        if dev.type == "cuda" and saved.get("cuda_rng") is not None:  # dropout's generator
+            torch.cuda.set_rng_state(saved["cuda_rng"], dev)
         train_seconds = saved["train_seconds"]
         # checkpoints written before segments were recorded: what is known of that process
         earlier_segments = saved.get("segments") or [
@@ -459,6 +463,8 @@ def train(
                         "numpy_rng": t.rng.bit_generator.state,
                         "torch_gen": t.gen.get_state(),
                         "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": (torch.cuda.get_rng_state(dev) if dev.type == "cuda"
+                                     else None),
                         "train_seconds": train_seconds,
                         "segments": [*earlier_segments, this_segment(epoch)],
                     },

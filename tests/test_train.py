@@ -47,11 +47,11 @@ def config(dataset, **changes) -> RunConfig:
     return RunConfig(**base)
 
 
-def fit(dataset, checkpoint_dir=None, **changes):
+def fit(dataset, checkpoint_dir=None, device="cpu", **changes):
     return train(
         config(dataset, **changes),
         dataset,
-        device="cpu",
+        device=device,
         progress=False,
         checkpoint_dir=checkpoint_dir,
     )
@@ -300,13 +300,21 @@ def test_same_seed_same_run_and_other_seed_differs(first_order):
     assert not torch.equal(a.best_state["items.weight"], c.best_state["items.weight"])
 
 
-def test_interrupted_run_resumes_to_the_same_result(first_order, tmp_path, monkeypatch):
+@pytest.mark.parametrize("device", [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                  reason="no CUDA device")),
+])
+def test_interrupted_run_resumes_to_the_same_result(first_order, tmp_path, monkeypatch, device):
     """A run killed mid-epoch (KeyboardInterrupt raised from an optimizer step in the middle
     of epoch 5 of 6) restarts from its last validation checkpoint (epoch 4), trains only
     epochs 5-6, and ends exactly like an uninterrupted run: same curve, best epoch, test
-    metrics and weights. (Exact because model, optimizer and all three RNGs — NumPy batch
-    order, generator for negatives, torch global for dropout — are checkpointed.) A further
-    call with the finished checkpoint trains nothing and returns the same result."""
+    metrics and weights. (Exact because model, optimizer and all the RNGs — NumPy batch
+    order, generator for negatives, torch global (and CUDA's) for dropout — are
+    checkpointed.) A further call with the finished checkpoint trains nothing and returns
+    the same result. On CUDA, whose atomic adds make two runs differ in the last bits, the
+    resume itself is checked (from a checkpoint on the CPU) and the result to a tolerance."""
+    exact = device == "cpu"
     steps = {"n": 0, "stop_at": -1}
     original_step = torch.optim.Adam.step
 
@@ -317,7 +325,7 @@ def test_interrupted_run_resumes_to_the_same_result(first_order, tmp_path, monke
         return original_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", counting_step)
-    kw = dict(loss="bce", dropout=0.2, epochs=6, eval_every=2)
+    kw = dict(loss="bce", dropout=0.2, epochs=6, eval_every=2, device=device)
     reference = fit(first_order, **kw)
     per_epoch, rest = divmod(steps["n"], 6)
     assert rest == 0 and per_epoch >= 3
@@ -331,20 +339,23 @@ def test_interrupted_run_resumes_to_the_same_result(first_order, tmp_path, monke
     steps.update(n=0, stop_at=-1)
     resumed = fit(first_order, checkpoint_dir=tmp_path, **kw)
     assert steps["n"] == 2 * per_epoch  # epochs 5 and 6 only
-    assert resumed.valid_curve == reference.valid_curve
     assert [p["epoch"] for p in resumed.valid_curve] == [2, 4, 6]
-    assert resumed.best_epoch == reference.best_epoch and resumed.test == reference.test
-    assert all(
-        torch.equal(resumed.best_state[k], reference.best_state[k]) for k in resumed.best_state
-    )
+    if exact:
+        assert resumed.valid_curve == reference.valid_curve
+        assert resumed.best_epoch == reference.best_epoch and resumed.test == reference.test
+        assert all(torch.equal(resumed.best_state[k], reference.best_state[k])
+                   for k in resumed.best_state)
+    else:
+        assert resumed.test["NDCG@10"] == pytest.approx(reference.test["NDCG@10"], abs=0.02)
     # who trained which epochs: the killed process up to its checkpoint, then this one
     assert [(g["first_epoch"], g["last_epoch"]) for g in reference.segments] == [(1, 6)]
     assert [(g["first_epoch"], g["last_epoch"]) for g in resumed.segments] == [(1, 4), (5, 6)]
-    assert all(g["wall_seconds"] >= 0 and g["device"].startswith("cpu") for g in resumed.segments)
+    assert all(g["wall_seconds"] >= 0 for g in resumed.segments)
+    assert all(g["device"].startswith("cpu") == exact for g in resumed.segments)
 
     steps["n"] = 0
     again = fit(first_order, checkpoint_dir=tmp_path, **kw)
-    assert steps["n"] == 0 and again.test == reference.test
+    assert steps["n"] == 0 and again.test == resumed.test
 
 
 # ----- removing seen items -----------------------------------------------------------------------
