@@ -491,6 +491,14 @@ def test_page_in_browser(docname: str, built_html: Path, server: str, browser_co
             ".map(t => (t.querySelector('caption') || {textContent: ''}).textContent"
             ".slice(0, 60))"
         )
+        # $...$ left as text: math that a cell printed but no parser turned into a formula
+        raw_math = page.evaluate(
+            "() => Array.from(document.querySelectorAll("
+            "'main p, main li, main td, main th, main caption'))"
+            ".filter(e => !e.closest('pre, code, .highlight'))"
+            r".map(e => e.innerText).filter(t => /\$[^$\s][^$]*\$/.test(t))"
+            ".map(t => t.slice(0, 80))"
+        )
         dom_charts = page.locator('div[id^="altair-viz-"]').count()
         tables = page.locator("main table").count()
 
@@ -562,6 +570,8 @@ def test_page_in_browser(docname: str, built_html: Path, server: str, browser_co
             problems.append("hovering a mark with a tooltip showed no tooltip")
         if selector_changed is False:
             problems.append("a bound drop-down did not take a new value")
+        if raw_math:
+            problems.append(f"formulas shown as raw $...$ text: {raw_math}")
         if not mathjax_loaded:
             problems.append("page has formulas but MathJax did not load")
         elif has_math:
