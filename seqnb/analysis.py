@@ -612,10 +612,11 @@ def labeller(datasets: Iterable[str]) -> Callable[[str], str]:
 
 
 def pct(x: float, signed: bool = True, digits: int = 1) -> str:
-    """'+3.2 %' / '−3.2 %' for a relative change (NaN -> 'n/a')."""
+    """'+3.2 %' / '−3.2 %' for a relative change (NaN -> 'n/a'); the space before '%' is a
+    no-break space, so a line never ends between the number and its unit."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
-    text = f"{abs(x) * 100:.{digits}f} %"
+    text = f"{abs(x) * 100:.{digits}f}\u00a0%"
     if not signed:
         return text
     return ("+" if x > 0 else "−" if x < 0 else "±") + text

@@ -44,8 +44,8 @@ def test_metric_table_formats_mean_pm_std():
 def test_relative_change_and_words():
     assert analysis.relative_change(0.2, 0.15) == pytest.approx(-0.25)
     assert math.isnan(analysis.relative_change(0.0, 0.1))
-    assert analysis.pct(-0.25) == "−25.0 %"
-    assert analysis.pct(0.031) == "+3.1 %"
+    assert analysis.pct(-0.25) == "−25.0\u00a0%"  # no-break space
+    assert analysis.pct(0.031) == "+3.1\u00a0%"
     assert analysis.pct(float("nan")) == "n/a"
     assert analysis.format_p(0.0004) == "p < 0.001"
     assert analysis.format_p(0.0312) == "p = 0.031"
@@ -545,8 +545,8 @@ def test_convergence_sentence_names_only_settings_still_rising():
                          "late_gain": [0.2, 0.01, -0.003], "seeds": [1] * 3})
     text = analysis.convergence_sentence(late)
     assert text.startswith("Over the last 10 epochs")
-    assert "**A**: x still rose +20.0 %" in text and "y still rose" not in text
-    assert "**B**: every setting had levelled off (largest change −0.3 %)" in text
+    assert "**A**: x still rose +20.0\u00a0%" in text and "y still rose" not in text
+    assert "**B**: every setting had levelled off (largest change −0.3\u00a0%)" in text
     assert "longer training would likely raise" in text
     flat = analysis.convergence_sentence(late[late["dataset"] == "B"])
     assert "levelled off" in flat and "longer training" not in flat

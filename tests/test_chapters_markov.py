@@ -239,7 +239,7 @@ def test_book_profile_names_a_set_like_data_set_and_a_partial_grid(tmp_path, set
     shuffle = markdown_text(execute("shuffle", tmp_path, profile="book", datasets=["LastFM"],
                                     seeds=[0], results_root=str(set_like_store)))
     assert ("On LastFM (+" in shuffle and "at maxlen 3, maxlens stored: 7 of 8: 1, 2, 3, 5, "
-            "10, 20, 30; shuffled ±0.0 %) a longer context helps" in shuffle)
+            "10, 20, 30; shuffled ±0.0\u00a0%) a longer context helps" in shuffle)
     assert "matter as a set" in shuffle
     # both protocols change nothing here: no gap is read into "which items are in view"
     assert "differ by less than 5 percentage points on every data set shown" in shuffle
