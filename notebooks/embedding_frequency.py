@@ -106,6 +106,7 @@ from seqnb.experiments import (
     SMOKE_USERS,
     band_grid,
 )
+from seqnb.paths import shown_path
 from seqnb.plots import frequency as freq
 
 plots.setup()
@@ -165,7 +166,7 @@ pd.DataFrame({
               len(band_grid(tuple(edges))),
               epochs or "none (configuration default)",
               device, k, bins, max_points, tolerance,
-              str(runs.store.root)],
+              shown_path(runs.store.root)],
 }).astype(str).pipe(plots.style_table, caption="Chapter parameters as run")
 
 # %% [markdown]

@@ -88,6 +88,7 @@ from IPython.display import Markdown, display
 from seqnb import analysis, genres, plots
 from seqnb.chapter import HELD, chapter_runs, unavailable_datasets
 from seqnb.data import data_root, load_dataset
+from seqnb.paths import shown_path
 from seqnb.plots import genres as genre_plots
 
 plots.setup()
@@ -106,9 +107,10 @@ movielens = full
 if settings.max_users is not None and full.num_users > settings.max_users:
     movielens = full.subsample_users(settings.max_users, seed=0)
 computed = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+source = shown_path(data_root())  # as a reader's checkout has it
 users_note = ("all users" if movielens is full
               else f"a seeded subsample of {movielens.num_users} users")
-live = (f"Computed live {computed} from {data_root()} · {users_note} · "
+live = (f"Computed live {computed} from {source} · {users_note} · "
         f"{settings.permutations} permutations "
         f"(seed {permutation_seed}) · "
         f"{settings.bootstrap} bootstrap resamples · profile {profile}")
@@ -121,7 +123,7 @@ display(Markdown(
 statistics = pd.DataFrame([full.statistics()])
 statistics.columns = statistics.columns.str.replace("_", " ")  # they wrap
 plots.style_table(statistics,
-                  caption=f"{dataset} as loaded from {data_root()}")
+                  caption=f"{dataset} as loaded from {source}")
 
 # %% [markdown]
 # ## The genre strip
@@ -164,7 +166,7 @@ strip_note = (f"first {max_positions} movies of each user shown"
               if max_positions else "whole sequences shown")
 genre_plots.genre_strip_chart(
     strip, genres=genre_plots.genre_order(strip, full.item_attributes),
-    provenance=f"Computed live {computed} from {data_root()} · "
+    provenance=f"Computed live {computed} from {source} · "
                f"{dataset} · users {users!r}"
                + (f" (seed {strip_seed})" if isinstance(users, str)
                   else "")
@@ -450,6 +452,7 @@ pd.DataFrame({
               max_positions or "all", settings.permutations,
               permutation_seed, settings.max_users or "all",
               max_attribute_share, confidence, settings.bootstrap,
-              ", ".join(map(str, seeds)), str(shuffle_runs.store.root)],
+              ", ".join(map(str, seeds)),
+              shown_path(shuffle_runs.store.root)],
 }).astype(str).pipe(plots.style_table,
                     caption="The exact configuration of this chapter")

@@ -324,8 +324,8 @@ def conclusion() -> str:
             else:
                 lines.append(
                     "The two protocols' changes differ by less than 5 "
-                    "percentage points on every data set shown (the "
-                    f"largest gap is on {where}): bringing older items "
+                    "percentage points on every data set shown; the "
+                    f"largest gap is on {where}. Bringing older items "
                     "into view changes no more than reordering the "
                     "window does."
                 )
@@ -334,9 +334,11 @@ def conclusion() -> str:
         markov = summary[(summary["shuffle_drop"].abs() < 0.05)
                          & (summary["maxlen_gain"] < 0.05)]
         markov_names = map(label_of, markov["dataset"])
+        one = len(summary) == 1
         lines.append(
             f"In the cross-data-set summary, {len(markov)} of "
-            f"{len(summary)} data set(s) lie within 5 % of the origin on "
+            f"{len(summary)} data set{'' if one else 's'} "
+            f"{'lies' if one else 'lie'} within 5 % of the origin on "
             "both axes"
             + (f" ({analysis.and_join(markov_names)})"
                if len(markov) else "") + "."

@@ -24,3 +24,15 @@ def results_root(root: str | os.PathLike[str] | None = None) -> Path:
     if in_source_checkout():
         return REPO_ROOT / "results"
     return Path.cwd() / "results"
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as the book prints it: relative to the repository when it lies inside it or
+    beside it (``results``, ``../shared/data``), as a reader's own checkout has it; any
+    other path stays absolute. (This machine's absolute paths mean nothing to a reader.)"""
+    resolved = Path(path).resolve()
+    if in_source_checkout():
+        relative = Path(os.path.relpath(resolved, REPO_ROOT.resolve()))
+        if relative.parts[:2] != (os.pardir, os.pardir):  # inside, or one level up
+            return relative.as_posix()
+    return str(resolved)

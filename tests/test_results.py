@@ -469,3 +469,14 @@ def test_commit_of_a_tree_without_git_comes_from_the_environment(tmp_path, monke
     monkeypatch.delenv("SEQNB_GIT_COMMIT")
     (tmp_path / ".git").rmdir()
     assert results_mod._git_commit() == "unknown"
+
+
+def test_book_shows_paths_as_a_readers_checkout_has_them(tmp_path: Path) -> None:
+    """Inside the repository or beside it: relative to it; anywhere else: absolute."""
+    from seqnb.paths import REPO_ROOT, shown_path
+
+    assert shown_path(REPO_ROOT / "results") == "results"
+    assert shown_path(REPO_ROOT.parent / "shared" / "data") == "../shared/data"
+    outside = REPO_ROOT.parent.parent / "elsewhere"
+    assert shown_path(outside) == str(outside.resolve())
+    assert shown_path(tmp_path) == str(tmp_path.resolve())
