@@ -665,7 +665,7 @@ def caveats(runs: Any, datasets: Sequence[str] = (), unavailable: Sequence[str] 
     if getattr(runs, "profile", "") != "smoke":
         still = still_improving(frame)
         if still:
-            # one sub-item per data set
+            # one sub-item per data set and model
             out.append(f"Still improving when training stopped (best validation NDCG@10 at "
                        f"the last epoch), {len(unconverged(frame))} run(s); these keep the "
                        "notes' epoch budget, and longer training may raise them:"
