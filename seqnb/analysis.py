@@ -235,7 +235,7 @@ def precision_pairs(
     and code commits. ``arrays(run_id)`` returns a run's stored arrays
     (``ResultStore.arrays``). A bf16 run without its fp32 twin is left out.
     """
-    from seqnb.chapter import short_commit
+    from seqnb.chapter import run_commits
     from seqnb.results import results_frame
 
     results = list(results)
@@ -264,7 +264,7 @@ def precision_pairs(
             row[f"{name} {metric}"] = run["test"][metric]
             row[f"{name} device"] = info["device_name"]
             row[f"{name} train s"] = run["provenance"].get("train_seconds")
-            row[f"{name} code"] = " + ".join(short_commit(c) for c in info["code_commits"])
+            row[f"{name} code"] = run_commits(info["code_commits"])
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 

@@ -13,6 +13,7 @@ the command that produces it — it never trains.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,11 @@ def code_summary(frame: pd.DataFrame) -> str:
             + "; each run's: python -m seqnb results")
 
 
+def run_commits(commits: Sequence[str]) -> str:
+    """Every commit that trained one run, short: 'aaaaaaa + bbbbbbb' (a resumed run)."""
+    return " + ".join(short_commit(c) for c in commits)
+
+
 def short_commit(commit: str) -> str:
     """'3b26559eb07b…' -> '3b26559', keeping a '+dirty' mark; 'unknown' stays."""
     if commit == "unknown":
@@ -181,4 +187,4 @@ def unavailable_datasets() -> list[str]:
 
 
 __all__ = ["HELD", "NOT_HELD", "ChapterRuns", "chapter_runs", "check_parameters", "code_summary",
-           "short_commit", "unavailable_datasets"]
+           "run_commits", "short_commit", "unavailable_datasets"]

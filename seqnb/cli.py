@@ -207,7 +207,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from seqnb.analysis import run_label
-    from seqnb.chapter import short_commit
+    from seqnb.chapter import run_commits
     from seqnb.experiments import CHAPTERS
     from seqnb.results import ResultStore, results_frame
 
@@ -232,7 +232,7 @@ def cmd_results(args: argparse.Namespace) -> int:
          "seed"], ascending=[True] * 6 + [False, True], kind="stable").index
     frame = frame.loc[order]
     # every commit that trained the run (a resumed run may name several)
-    frame["code"] = [" + ".join(short_commit(c) for c in cs) for cs in frame["code_commits"]]
+    frame["code"] = frame["code_commits"].map(run_commits)
     columns = ["run_id", "chapter", "setting", "maxlen", "seed", "HR@10", "NDCG@10",
                "best_epoch", "device_name", "wall_seconds", "code"]
     with pd.option_context("display.width", 250, "display.max_rows", 500):
