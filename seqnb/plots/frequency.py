@@ -538,20 +538,21 @@ def frequency_panels(bins: pd.DataFrame, k: int = 10, provenance: Any = None) ->
         base = alt.Chart()
         if sel is not None:
             base = base.transform_filter(alt.datum.dataset == sel)
+        # named views: Altair 6 cannot lift a selector out of facets of unnamed layers
         band = base.mark_area(opacity=0.25).encode(
             x=x, y=alt.Y(f"{key}_low:Q", title=title, scale=scale), y2=f"{key}_high:Q",
-            color=color)
+            color=color).properties(name=f"{key}_band")
         line = base.mark_line(point=alt.OverlayMarkDef(size=12)).encode(
             x=x, y=alt.Y(f"{key}_value:Q", title=title, scale=scale), color=color,
-            tooltip=tooltip)
+            tooltip=tooltip).properties(name=f"{key}_line")
         chart = alt.layer(band, line, data=data).properties(
             width=SMALL_WIDTH + 60, height=SMALL_HEIGHT - 20).facet(
             column=alt.Column("model:N", title=None, sort=models,
                               header=alt.Header(labels=i == 0)))
-        if sel is not None and i == 0:
-            chart = chart.add_params(sel)
         rows.append(chart)
     chart = alt.vconcat(*rows, spacing=6).resolve_scale(y="independent")
+    if sel is not None:
+        chart = chart.add_params(sel)
     return with_caption(chart, "Frequency, norm and accuracy along the frequency ranking "
                                "(each point: one bin of items)", provenance)
 
@@ -645,16 +646,18 @@ def band_heatmaps(bands: pd.DataFrame, metric: str = "NDCG@10", provenance: Any 
     sel = _dataset_param(data["dataset"], "band_dataset")
 
     def heat(frame: pd.DataFrame, field: str, scale: alt.Scale, fmt: str, title: str,
-             legend_title: str, dark: str) -> Any:
+             legend_title: str, dark: str, row: int) -> Any:
         base = alt.Chart()
         if sel is not None:
             base = base.transform_filter(alt.datum.dataset == sel)
+        # named views: Altair 6 cannot lift a selector out of facets of unnamed layers
         rect = base.mark_rect().encode(
             x=x, y=y, color=alt.Color(f"{field}:Q", scale=scale, title=legend_title),
-            tooltip=tooltip)
+            tooltip=tooltip).properties(name=f"heat{row}_rect")
         text = base.mark_text(fontSize=9).encode(
             x=x, y=y, text=alt.Text(f"{field}:Q", format=fmt), tooltip=tooltip,
-            color=alt.condition(dark, alt.value("white"), alt.value("#222")))
+            color=alt.condition(dark, alt.value("white"), alt.value("#222"))
+        ).properties(name=f"heat{row}_text")
         cols = [c for c in self_terms if c in set(frame["self term"])]
         return alt.layer(rect, text, data=frame).properties(
             width=alt.Step(40), height=alt.Step(22)).facet(
@@ -670,11 +673,11 @@ def band_heatmaps(bands: pd.DataFrame, metric: str = "NDCG@10", provenance: Any 
         domain = {"domain": [lo, hi]} if hi > lo else {}
         rows.append(heat(sub, "mean", alt.Scale(scheme="viridis", **domain), ".4f",
                          f"{model}: test {metric}", metric,
-                         f"datum.mean < {lo + 0.45 * (hi - lo)!r}"))
+                         f"datum.mean < {lo + 0.45 * (hi - lo)!r}", len(rows)))
         rows.append(heat(sub, "delta", alt.Scale(scheme="redblue", domain=[-span, span],
                                                  domainMid=0),
                          "+.4f", f"{model}: change against the unmodified {model}",
-                         f"Δ {metric}", f"abs(datum.delta) > {0.6 * span!r}"))
+                         f"Δ {metric}", f"abs(datum.delta) > {0.6 * span!r}", len(rows)))
     chart = alt.vconcat(*rows, spacing=18).resolve_scale(color="independent")
     if sel is not None:
         chart = chart.add_params(sel)
