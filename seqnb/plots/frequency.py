@@ -620,9 +620,9 @@ def norm_scatter(items: pd.DataFrame, norm_stats: pd.DataFrame | None = None,
 
 def band_heatmaps(bands: pd.DataFrame, metric: str = "NDCG@10", provenance: Any = None) -> Any:
     """Heatmaps over ``[l, u]``, two rows per model: its test ``metric`` (one colour scale
-    per model) and the change against the unmodified model (one diverging scale shared by
-    all); columns = self term (with, without): two panels, narrow enough for the page.
-    ``bands``: :func:`band_table`."""
+    per model and data set) and the change against the unmodified model (one diverging
+    scale shared by all); columns = self term (with, without): two panels, narrow enough
+    for the page. With several data sets a selector picks one. ``bands``: :func:`band_table`."""
     data = bands.copy()
     edges = sorted(set(data["l"]) | set(data["u"]))
     data["l_label"] = data["l"].map(_edge_label)
@@ -667,13 +667,15 @@ def band_heatmaps(bands: pd.DataFrame, metric: str = "NDCG@10", provenance: Any 
     span = float(finite.abs().max()) if len(finite) and finite.abs().max() > 0 else 1.0
     rows = []
     for model in dict.fromkeys(data["model"]):
-        sub = data[data["model"] == model]
-        lo, hi = float(sub["mean"].min()), float(sub["mean"].max())
-        # one stored band (lo == hi): let Vega pick the domain
-        domain = {"domain": [lo, hi]} if hi > lo else {}
-        rows.append(heat(sub, "mean", alt.Scale(scheme="viridis", **domain), ".4f",
+        sub = data[data["model"] == model].copy()
+        # the colour scale spans the data set shown (Vega takes the filtered extent); white
+        # text on the darker part of that span
+        sub["mean_lo"] = sub.groupby("dataset")["mean"].transform("min")
+        sub["mean_hi"] = sub.groupby("dataset")["mean"].transform("max")
+        rows.append(heat(sub, "mean", alt.Scale(scheme="viridis"), ".4f",
                          f"{model}: test {metric}", metric,
-                         f"datum.mean < {lo + 0.45 * (hi - lo)!r}", len(rows)))
+                         "datum.mean < datum.mean_lo + 0.45 * (datum.mean_hi - datum.mean_lo)",
+                         len(rows)))
         rows.append(heat(sub, "delta", alt.Scale(scheme="redblue", domain=[-span, span],
                                                  domainMid=0),
                          "+.4f", f"{model}: change against the unmodified {model}",
