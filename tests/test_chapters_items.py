@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 jupytext = pytest.importorskip("jupytext")
@@ -73,7 +74,7 @@ def markdown_text(nb: nbformat.NotebookNode) -> str:
     return "\n".join(parts)
 
 
-def assert_rendered(nb: nbformat.NotebookNode, chapter: str) -> None:
+def assert_rendered(nb: nbformat.NotebookNode, chapter: str, data_sets: int = 1) -> None:
     errors = [o for o in outputs(nb) if o.get("output_type") == "error"]
     assert not errors, f"{chapter}: error outputs {[(e['ename'], e['evalue']) for e in errors]}"
     charts = [o for o in outputs(nb) if is_chart(o)]
@@ -82,7 +83,7 @@ def assert_rendered(nb: nbformat.NotebookNode, chapter: str) -> None:
     assert len(charts) >= min_charts, f"{chapter}: {len(charts)} charts"
     assert len(tables) >= min_tables, f"{chapter}: {len(tables)} tables"
     for chart in charts:  # charts carry aggregates or samples, never per-user arrays
-        assert len(json.dumps(chart["data"])) < 200_000
+        assert len(json.dumps(chart["data"])) < 200_000 * data_sets
     assert "What the results say" in "".join(c.source for c in nb.cells)
     text = markdown_text(nb)
     assert "Caveats" in text
@@ -130,6 +131,57 @@ def test_embedding_frequency_book_profile_with_nothing_stored(tmp_path):
     assert "not available offline" in html  # Beauty_1000 is listed, not dropped
     assert "python -m seqnb grid --chapters embedding_frequency" in html
     assert "No run of this chapter is stored yet" in markdown_text(nb)
+
+
+def _fake_frequency_result(config, dataset, rng: np.random.Generator):
+    """A stored-result look-alike for a Chapter 6 ``config`` (test fixture only): random test
+    ranks, and norms that grow with frequency for MF-BPR and stay flat for SASRec."""
+    from seqnb.metrics import summarize_ranks
+
+    ranks = rng.integers(1, 256, dataset.num_users).astype(np.uint8)
+    frequency = dataset.item_frequency.astype(np.int32)
+    growth = np.log1p(frequency) if config.model == "mf_bpr" else np.zeros(len(frequency))
+    norms = np.where(frequency > 0, 1 + growth, 0.1) + 0.01 * rng.random(len(frequency))
+    result = {
+        "run_id": config.run_id, "config": config.to_dict(),
+        "valid_curve": [{"epoch": 5, "metrics": {"NDCG@10": 0.01}},
+                        {"epoch": 10, "metrics": {"NDCG@10": 0.02}}],
+        "best_epoch": 10, "test": summarize_ranks(ranks), "extras": {}, "dataset_stats": {},
+        "provenance": {"device": "fake device (test fixture)", "started": "2026-01-02T03:04:05",
+                       "wall_seconds": 1.0, "epochs_run": config.epochs},
+    }
+    arrays = {"test_ranks": ranks, "item_norms": norms.astype(np.float16),
+              "item_frequency": frequency}
+    return result, arrays
+
+
+def test_embedding_frequency_book_profile_with_two_data_sets(tmp_path):
+    """Both parts with two data sets stored (LastFM all seeds, Tools seed 0 only): every chart
+    gets a data set selector, and the conclusions cover both (Altair 6 once refused the
+    selector in the faceted panels; the book's default shows Beauty and Yelp)."""
+    from seqnb.experiments import chapter_configs
+    from seqnb.plots.frequency import trained_dataset
+    from seqnb.results import ResultStore
+
+    store, rng = ResultStore(tmp_path / "store"), np.random.default_rng(0)
+    edges = [0, 2, 100000]
+    for name, seeds in (("LastFM", [0, 1, 2]), ("Amazon2014Tools_550_LOU", [0])):
+        dataset = trained_dataset(name)
+        for config in chapter_configs("embedding_frequency", "book", datasets=[name],
+                                      seeds=seeds, grid=edges):
+            store.save(*_fake_frequency_result(config, dataset, rng))
+    nb = execute("embedding_frequency", tmp_path, profile="book",
+                 results_root=str(store.root), band_edges=edges,
+                 datasets=["LastFM", "Amazon2014Tools_550_LOU"])
+    assert_rendered(nb, "embedding_frequency", data_sets=2)
+    charts = json.dumps([o for o in outputs(nb) if is_chart(o)])
+    for selector in ("frequency_dataset", "scatter_dataset", "band_dataset"):
+        assert selector in charts  # panels, scatter, heatmaps: one data set at a time
+    text = markdown_text(nb)
+    for name in ("LastFM", "Amazon2014Tools_550_LOU"):
+        assert f"**MF-BPR** on {name}" in text  # part (a)'s claims, per data set
+        assert f"({name}): of " in text  # part (b)'s summary, per data set
+    assert "fake device (test fixture)" in json.dumps(nb)
 
 
 @pytest.mark.parametrize(
