@@ -487,3 +487,8 @@ def test_chapter6_charts_build_with_two_data_sets(small_world):
         spec = chart.to_dict()  # validates against the schema
         params = [p for p in spec.get("params", []) if "bind" in p]
         assert [p["bind"]["options"] for p in params] == [["tiny", "tiny2"]]
+    # the scatter states the correlation of each data set, whichever the selector shows
+    subtitles = [panel["title"]["subtitle"] for panel in charts[1].to_dict()["hconcat"]]
+    assert [[line.split(":")[0] for line in lines] for lines in subtitles] == [
+        ["tiny", "tiny2"]]  # one model (MF-BPR), two data sets
+    assert all("Spearman ρ = " in line for lines in subtitles for line in lines)

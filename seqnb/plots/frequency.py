@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from seqnb.analysis import short_names
 from seqnb.config import self_term_acts
 from seqnb.data import Dataset, load_dataset
 from seqnb.metrics import per_item_metrics
@@ -562,7 +563,7 @@ def norm_scatter(items: pd.DataFrame, norm_stats: pd.DataFrame | None = None,
     """Embedding norm against training frequency (symlog x: log-like, 0 included), one panel
     per model; at most ``max_points`` items per model (a seeded sample), with the median
     norm per frequency bin over *all* items as a black line. Panel headers give Spearman's
-    ρ over all items and over the items seen in training."""
+    ρ over all items and over the items seen in training (a line per data set)."""
     rng = np.random.default_rng(seed)
     parts, medians = [], []
     for (dataset, model), g in items.groupby(["dataset", "model"], sort=False):
@@ -585,11 +586,15 @@ def norm_scatter(items: pd.DataFrame, norm_stats: pd.DataFrame | None = None,
     sel = _dataset_param(points["dataset"], "scatter_dataset")
     if sel is None:
         points, lines = points.drop(columns="dataset"), lines.drop(columns="dataset")
-    titles = {}
-    if norm_stats is not None and len(norm_stats) and norm_stats["dataset"].nunique() == 1:
+    titles: dict[str, list[str]] = {}  # the correlation, one line per data set
+    if norm_stats is not None and len(norm_stats):
+        several = norm_stats["dataset"].nunique() > 1
+        names = short_names(list(dict.fromkeys(norm_stats["dataset"])))
         for r in norm_stats.to_dict("records"):
-            titles[r["model"]] = (f"Spearman ρ = {_rho(r['spearman (all)'])} (all items), "
-                                  f"{_rho(r['spearman (seen)'])} (seen)")
+            where = f"{names[r['dataset']]}: " if several else ""
+            titles.setdefault(r["model"], []).append(
+                f"{where}Spearman ρ = {_rho(r['spearman (all)'])} (all items), "
+                f"{_rho(r['spearman (seen)'])} (seen)")
     x = alt.X("frequency:Q", title="training frequency (symlog axis)",
               scale=alt.Scale(type="symlog"))
     y = alt.Y("norm:Q", title="embedding L2 norm", scale=alt.Scale(zero=False))
@@ -610,7 +615,7 @@ def norm_scatter(items: pd.DataFrame, norm_stats: pd.DataFrame | None = None,
             dots, med = (c.transform_filter(alt.datum.dataset == sel) for c in (dots, med))
         panels.append(alt.layer(dots, med).properties(
             width=SMALL_WIDTH + 80, height=SMALL_HEIGHT + 40,
-            title=alt.TitleParams(model, subtitle=titles.get(model, ""), fontSize=12)))
+            title=alt.TitleParams(model, subtitle=titles.get(model, []), fontSize=12)))
     chart = alt.hconcat(*panels)
     if sel is not None:
         chart = chart.add_params(sel)
