@@ -754,7 +754,11 @@ def convergence_sentence(late: pd.DataFrame, rising: float = 0.02) -> str:
 def still_improving(frame: pd.DataFrame) -> list[str]:
     """The runs whose best validation epoch is their last one (not converged), one line per
     data set and model naming each setting with its seeds: 'A, SASRec (4 blocks): seeds
-    0, 1', 'A, MF-BPR: unmodified, seed 1; band [0, 3], seeds 0, 2'."""
+    0, 1', 'A, MF-BPR: unmodified, seed 1; band [0, 3], seeds 0, 2'. A model's plain runs
+    are called 'unmodified' next to its other settings, and wherever ``frame`` holds
+    neighbour-averaged runs (Chapter 6), so that 'seeds 1, 2' never reads as every band."""
+    banded = "smooth_band" in frame and frame["smooth_band"].map(
+        lambda b: isinstance(b, (tuple, list))).any()
     seeds: dict[tuple[str, str], dict[str, list[int]]] = {}
     for r in unconverged(frame).to_dict("records"):
         model, _, setting = run_label(r).partition(", ")  # 'MF-BPR', 'band [0, 3]'
@@ -765,7 +769,8 @@ def still_improving(frame: pd.DataFrame) -> list[str]:
         return f"seed{'s' if len(s) > 1 else ''} {', '.join(map(str, sorted(s)))}"
 
     return [f"{dataset}, {model}: " + "; ".join(
-                (f"{setting or 'unmodified'}, " if len(by_setting) > 1 or setting else "")
+                (f"{setting or 'unmodified'}, " if len(by_setting) > 1 or setting or banded
+                 else "")
                 + seed_list(s) for setting, s in sorted(by_setting.items(), key=_natural_key))
             for (dataset, model), by_setting in sorted(seeds.items())]
 

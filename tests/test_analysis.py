@@ -384,10 +384,14 @@ def test_caveats_flag_runs_still_improving_at_their_last_epoch():
     text = " ".join(analysis.caveats(FakeRuns(rows, {})))
     assert ("9 run(s); these keep the notes' epoch budget, and longer training may raise "
             "them:\n  - A, MF-BPR: band [0, 3], seed 1"
-            "\n  - A, SASRec (4 blocks): seeds 0, 2\n  - A, only m_t: seed 2"
+            "\n  - A, SASRec (4 blocks): unmodified, seeds 0, 2\n  - A, only m_t: unmodified, "
+            "seed 2"
             "\n  - B, SASRec (2 blocks): unmodified, seed 3; band [1, 1] without self term, "
             "seed 0; maxlen 5, seeds 0, 1; maxlen 10, seed 0") in text  # a line per data set, model
     assert "A: SASRec (2 blocks)" not in text  # converged at epoch 60
+    # without neighbour-averaged runs a model's one setting needs no name
+    plain = [r for r in rows if r.get("smooth_band") is None and r["dataset"] == "A"]
+    assert "A, SASRec (4 blocks): seeds 0, 2" in " ".join(analysis.caveats(FakeRuns(plain, {})))
     assert "Still improving" not in " ".join(analysis.caveats(FakeRuns(rows, {}, profile="smoke")))
 
 
