@@ -757,8 +757,7 @@ def still_improving(frame: pd.DataFrame) -> list[str]:
     0, 1', 'A, MF-BPR: unmodified, seed 1; band [0, 3], seeds 0, 2'. A model's plain runs
     are called 'unmodified' next to its other settings, and wherever ``frame`` holds
     neighbour-averaged runs (Chapter 6), so that 'seeds 1, 2' never reads as every band."""
-    banded = "smooth_band" in frame and frame["smooth_band"].map(
-        lambda b: isinstance(b, (tuple, list))).any()
+    banded = "smooth_band" in frame and frame["smooth_band"].notna().any()
     seeds: dict[tuple[str, str], dict[str, list[int]]] = {}
     for r in unconverged(frame).to_dict("records"):
         model, _, setting = run_label(r).partition(", ")  # 'MF-BPR', 'band [0, 3]'

@@ -133,32 +133,12 @@ def test_embedding_frequency_book_profile_with_nothing_stored(tmp_path):
     assert "No run of this chapter is stored yet" in markdown_text(nb)
 
 
-def _fake_frequency_result(config, dataset, rng: np.random.Generator):
-    """A stored-result look-alike for a Chapter 6 ``config`` (test fixture only): random test
-    ranks, and norms that grow with frequency for MF-BPR and stay flat for SASRec."""
-    from seqnb.metrics import summarize_ranks
-
-    ranks = rng.integers(1, 256, dataset.num_users).astype(np.uint8)
-    frequency = dataset.item_frequency.astype(np.int32)
-    growth = np.log1p(frequency) if config.model == "mf_bpr" else np.zeros(len(frequency))
-    norms = np.where(frequency > 0, 1 + growth, 0.1) + 0.01 * rng.random(len(frequency))
-    result = {
-        "run_id": config.run_id, "config": config.to_dict(),
-        "valid_curve": [{"epoch": 5, "metrics": {"NDCG@10": 0.01}},
-                        {"epoch": 10, "metrics": {"NDCG@10": 0.02}}],
-        "best_epoch": 10, "test": summarize_ranks(ranks), "extras": {}, "dataset_stats": {},
-        "provenance": {"device": "fake device (test fixture)", "started": "2026-01-02T03:04:05",
-                       "wall_seconds": 1.0, "epochs_run": config.epochs},
-    }
-    arrays = {"test_ranks": ranks, "item_norms": norms.astype(np.float16),
-              "item_frequency": frequency}
-    return result, arrays
-
-
 def test_embedding_frequency_book_profile_with_two_data_sets(tmp_path):
     """Both parts with two data sets stored (LastFM all seeds, Tools seed 0 only): every chart
     gets a data set selector, and the conclusions cover both (Altair 6 once refused the
     selector in the faceted panels; the book's default shows Beauty and Yelp)."""
+    from fakes import fake_frequency_result
+
     from seqnb.experiments import chapter_configs
     from seqnb.plots.frequency import trained_dataset
     from seqnb.results import ResultStore
@@ -169,7 +149,7 @@ def test_embedding_frequency_book_profile_with_two_data_sets(tmp_path):
         dataset = trained_dataset(name)
         for config in chapter_configs("embedding_frequency", "book", datasets=[name],
                                       seeds=seeds, grid=edges):
-            store.save(*_fake_frequency_result(config, dataset, rng))
+            store.save(*fake_frequency_result(config, dataset, rng))
     nb = execute("embedding_frequency", tmp_path, profile="book",
                  results_root=str(store.root), band_edges=edges,
                  datasets=["LastFM", "Amazon2014Tools_550_LOU"])

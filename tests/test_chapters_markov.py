@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from fakes import fake_result
 
 from seqnb.experiments import chapter_configs
 from seqnb.metrics import summarize_ranks
@@ -156,32 +157,6 @@ def test_bad_parameter_fails_in_the_validation_cell(chapter, parameters, message
 
 
 # ----- the book profile on a partially filled store ------------------------------------------
-def fake_result(config, rng: np.random.Generator, users: int = 400):
-    """A stored-result look-alike for ``config`` (test fixture only; never in results/)."""
-    ranks = {key: rng.integers(1, 256, users).astype(np.uint8)
-             for key in ("test_ranks", "test_shuffled_window_ranks",
-                         "test_shuffled_history_ranks")}
-    result = {
-        "run_id": config.run_id,
-        "config": config.to_dict(),
-        "valid_curve": [{"epoch": 5, "metrics": {"NDCG@10": 0.01, "HR@10": 0.02}},
-                        {"epoch": 10, "metrics": {"NDCG@10": 0.02, "HR@10": 0.03}}],
-        "best_epoch": 10,
-        "test": summarize_ranks(ranks["test_ranks"]),
-        "test_shuffled_window": summarize_ranks(ranks["test_shuffled_window_ranks"]),
-        "test_shuffled_history": summarize_ranks(ranks["test_shuffled_history_ranks"]),
-        "extras": {},
-        "dataset_stats": {},
-        "provenance": {"device": "fake device (test fixture)", "started": "2026-01-02T03:04:05",
-                       "wall_seconds": 1.0, "epochs_run": config.epochs},
-    }
-    if config.model == "sasrec":
-        att = rng.dirichlet(np.ones(config.maxlen), size=config.num_blocks)
-        result["extras"] = {"attention_by_offset": att.tolist(),
-                            "attention_on_last": att[:, 0].tolist()}
-    return result, ranks
-
-
 @pytest.fixture(scope="module")
 def partial_store(tmp_path_factory) -> Path:
     """Beauty with all three seeds, LastFM with seed 0 only, everything else missing."""
