@@ -572,6 +572,13 @@ def test_validation_chart_draws_one_line_per_run_and_the_kept_epochs():
     assert sum(v["best"] for v in values) == 2 and len(values) == 6
 
 
+def test_empty_note_is_marked_as_a_note_without_numbers():
+    """The chapter tests let a note stand without provenance only when it is marked."""
+    spec = plots.empty_note("No stored runs yet.").to_dict()
+    assert spec["usermeta"] == {"seqnb": "note"}
+    assert next(iter(spec["datasets"].values())) == [{"text": "No stored runs yet."}]
+
+
 def test_grid_coverage_counts_stored_runs_per_chapter_and_data_set(tmp_path):
     """Against a brute-force count over the chapters' configurations, with three planted
     results: two STAMP runs and the shuffle run, which Chapter 2's grid shares."""

@@ -10,20 +10,22 @@ Chapter 5 computes everything live on a 300-user subsample; Chapter 6 trains its
 from __future__ import annotations
 
 import json
-import re
 import time
-from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+from chapter_runs import (
+    assert_chapter_rendered,
+    assert_failed_in_validation_cell,
+    errors,
+    execute,
+    is_chart,
+    markdown_text,
+    outputs,
+    papermill,
+)
 
-jupytext = pytest.importorskip("jupytext")
-papermill = pytest.importorskip("papermill")
-
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = REPO / "notebooks"
-VEGALITE = "application/vnd.vegalite"
 # chapter: (charts at least, HTML tables at least)
 EXPECTED = {
     "movielens_genres": (3, 6),
@@ -34,64 +36,8 @@ SMOKE_BUDGET_S = 120  # each chapter's smoke run, on an otherwise idle laptop CP
 pytestmark = pytest.mark.slow
 
 
-def execute(chapter: str, folder: Path, **parameters) -> nbformat.NotebookNode:
-    source = folder / f"{chapter}.ipynb"
-    jupytext.write(jupytext.read(NOTEBOOKS / f"{chapter}.py"), source)
-    out = folder / f"{chapter}.out.ipynb"
-    papermill.execute_notebook(
-        str(source), str(out), parameters=parameters, kernel_name="python3",
-        cwd=str(NOTEBOOKS), progress_bar=False,
-    )
-    return nbformat.read(out, as_version=4)
-
-
-def outputs(nb: nbformat.NotebookNode) -> list[dict]:
-    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-
-
-def _html(output: dict) -> str:
-    html = output.get("data", {}).get("text/html", "")
-    return "".join(html) if isinstance(html, list) else html
-
-
-def is_chart(output: dict) -> bool:
-    data = output.get("data", {})
-    if any(k.startswith(VEGALITE) for k in data):
-        return True
-    html = _html(output)
-    return "vegaEmbed" in html or "vega-embed" in html
-
-
-def is_table(output: dict) -> bool:
-    return "<table" in _html(output) and not is_chart(output)
-
-
-def markdown_text(nb: nbformat.NotebookNode) -> str:
-    parts = []
-    for o in outputs(nb):
-        md = o.get("data", {}).get("text/markdown", "")
-        parts.append("".join(md) if isinstance(md, list) else md)
-    return "\n".join(parts)
-
-
 def assert_rendered(nb: nbformat.NotebookNode, chapter: str, data_sets: int = 1) -> None:
-    errors = [o for o in outputs(nb) if o.get("output_type") == "error"]
-    assert not errors, f"{chapter}: error outputs {[(e['ename'], e['evalue']) for e in errors]}"
-    charts = [o for o in outputs(nb) if is_chart(o)]
-    tables = [o for o in outputs(nb) if is_table(o)]
-    min_charts, min_tables = EXPECTED[chapter]
-    assert len(charts) >= min_charts, f"{chapter}: {len(charts)} charts"
-    assert len(tables) >= min_tables, f"{chapter}: {len(tables)} tables"
-    for chart in charts:  # charts carry aggregates or samples, never per-user arrays
-        assert len(json.dumps(chart["data"])) < 200_000 * data_sets
-    assert "What the results say" in "".join(c.source for c in nb.cells)
-    text = markdown_text(nb)
-    assert "Caveats" in text
-    assert not re.search(r"\bnan\b", text, re.IGNORECASE), "a NaN leaked into the prose"
-    # each chart says where its numbers come from
-    for chart in charts:
-        html = _html(chart) or json.dumps(chart["data"])
-        assert "Runs shown:" in html or "Computed live" in html
+    assert_chapter_rendered(nb, chapter, *EXPECTED[chapter], data_sets=data_sets)
 
 
 def test_movielens_genres_smoke(tmp_path):
@@ -126,7 +72,7 @@ def test_embedding_frequency_smoke(tmp_path):
 def test_embedding_frequency_book_profile_with_nothing_stored(tmp_path):
     nb = execute("embedding_frequency", tmp_path, profile="book",
                  results_root=str(tmp_path / "empty-store"))
-    assert not [o for o in outputs(nb) if o.get("output_type") == "error"]
+    assert not errors(nb)
     html = json.dumps(nb)
     assert "not available offline" in html  # Beauty_1000 is listed, not dropped
     assert "python -m seqnb grid --chapters embedding_frequency" in html
@@ -184,12 +130,5 @@ def test_bad_parameter_fails_in_the_validation_cell(chapter, parameters, message
     tick = time.perf_counter()
     with pytest.raises(papermill.PapermillExecutionError) as info:
         execute(chapter, tmp_path, profile="smoke", **parameters)
-    assert message in info.value.evalue
-    assert check in info.value.source  # failed where the parameters are read
-    nb = nbformat.read(tmp_path / f"{chapter}.out.ipynb", as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    tags = [c.metadata.get("tags", []) for c in code]
-    failed = next(i for i, c in enumerate(code)
-                  if any(o.get("output_type") == "error" for o in c.get("outputs", [])))
-    assert "injected-parameters" in tags[failed - 1]  # right after the parameters
+    assert_failed_in_validation_cell(tmp_path, chapter, info.value, message, check)
     assert time.perf_counter() - tick < 120  # fast: nothing was trained or loaded

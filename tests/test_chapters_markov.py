@@ -10,25 +10,27 @@ summary) are trained once.
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+from chapter_runs import (
+    REPO,
+    assert_chapter_rendered,
+    assert_failed_in_validation_cell,
+    errors,
+    execute,
+    markdown_text,
+    papermill,
+)
 from fakes import fake_result
 
 from seqnb.experiments import chapter_configs
 from seqnb.metrics import summarize_ranks
 from seqnb.results import ResultStore
 
-jupytext = pytest.importorskip("jupytext")
-papermill = pytest.importorskip("papermill")
-
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = REPO / "notebooks"
-VEGALITE = "application/vnd.vegalite"
 # chapter: (charts at least, HTML tables at least)
 EXPECTED = {
     "maxlen": (3, 4),
@@ -41,65 +43,8 @@ SMOKE_SEEDS = [0, 1]
 pytestmark = pytest.mark.slow
 
 
-def to_ipynb(chapter: str, folder: Path) -> Path:
-    notebook = jupytext.read(NOTEBOOKS / f"{chapter}.py")
-    path = folder / f"{chapter}.ipynb"
-    jupytext.write(notebook, path)
-    return path
-
-
-def execute(chapter: str, folder: Path, **parameters) -> nbformat.NotebookNode:
-    source = to_ipynb(chapter, folder)
-    out = folder / f"{chapter}.out.ipynb"
-    papermill.execute_notebook(
-        str(source), str(out), parameters=parameters, kernel_name="python3",
-        cwd=str(REPO), progress_bar=False,
-    )
-    return nbformat.read(out, as_version=4)
-
-
-def outputs(nb: nbformat.NotebookNode) -> list[dict]:
-    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-
-
-def is_chart(output: dict) -> bool:
-    data = output.get("data", {})
-    if any(k.startswith(VEGALITE) for k in data):
-        return True
-    html = data.get("text/html", "")
-    html = "".join(html) if isinstance(html, list) else html
-    return "vegaEmbed" in html or "vega-embed" in html
-
-
-def is_table(output: dict) -> bool:
-    data = output.get("data", {})
-    html = data.get("text/html", "")
-    html = "".join(html) if isinstance(html, list) else html
-    return "<table" in html and not is_chart(output)
-
-
-def markdown_text(nb: nbformat.NotebookNode) -> str:
-    parts = []
-    for o in outputs(nb):
-        md = o.get("data", {}).get("text/markdown", "")
-        parts.append("".join(md) if isinstance(md, list) else md)
-    return "\n".join(parts)
-
-
 def assert_rendered(nb: nbformat.NotebookNode, chapter: str) -> None:
-    errors = [o for o in outputs(nb) if o.get("output_type") == "error"]
-    assert not errors, f"{chapter}: error outputs {[(e['ename'], e['evalue']) for e in errors]}"
-    charts = [o for o in outputs(nb) if is_chart(o)]
-    tables = [o for o in outputs(nb) if is_table(o)]
-    min_charts, min_tables = EXPECTED[chapter]
-    assert len(charts) >= min_charts, f"{chapter}: {len(charts)} charts"
-    assert len(tables) >= min_tables, f"{chapter}: {len(tables)} tables"
-    for chart in charts:  # charts carry aggregates, never per-user arrays
-        assert len(json.dumps(chart["data"])) < 200_000
-    text = markdown_text(nb)
-    assert "What the results say" in "".join(c.source for c in nb.cells)
-    assert "Caveats" in text
-    assert not re.search(r"\bnan\b", text, re.IGNORECASE), "a NaN leaked into the prose"
+    assert_chapter_rendered(nb, chapter, *EXPECTED[chapter])
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +55,8 @@ def shared_store(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("chapter", list(EXPECTED))
 def test_chapter_runs_in_smoke_profile(chapter, tmp_path, shared_store):
     tick = time.perf_counter()
-    nb = execute(chapter, tmp_path, profile="smoke", seeds=SMOKE_SEEDS,
+    # from the repository root, as a reader running papermill there would
+    nb = execute(chapter, tmp_path, cwd=REPO, profile="smoke", seeds=SMOKE_SEEDS,
                  results_root=str(shared_store))
     assert_rendered(nb, chapter)
     assert "SMOKE profile" in json.dumps(nb)  # the provenance says what was shown
@@ -122,7 +68,7 @@ def test_book_profile_with_nothing_stored_lists_missing_and_unavailable(tmp_path
     empty = tmp_path / "empty-store"
     nb = execute("shuffle", tmp_path, profile="book", results_root=str(empty),
                  datasets=["LastFM", "Steam_550_LOU"])
-    assert not [o for o in outputs(nb) if o.get("output_type") == "error"]
+    assert not errors(nb)
     html = json.dumps(nb)
     assert "not available offline" in html  # Steam is listed, not dropped
     assert "python -m seqnb grid --chapters shuffle --datasets LastFM" in html
@@ -145,14 +91,8 @@ def test_bad_parameter_fails_in_the_validation_cell(chapter, parameters, message
     tick = time.perf_counter()
     with pytest.raises(papermill.PapermillExecutionError) as info:
         execute(chapter, tmp_path, **parameters)
-    assert message in info.value.evalue
-    assert "analysis.check_chapter(" in info.value.source  # failed where parameters are read
-    nb = nbformat.read(tmp_path / f"{chapter}.out.ipynb", as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    tags = [c.metadata.get("tags", []) for c in code]
-    failed = next(i for i, c in enumerate(code)
-                  if any(o.get("output_type") == "error" for o in c.get("outputs", [])))
-    assert "injected-parameters" in tags[failed - 1]  # right after the parameters
+    assert_failed_in_validation_cell(tmp_path, chapter, info.value, message,
+                                     "analysis.check_chapter(")
     assert time.perf_counter() - tick < 120  # fast: nothing was trained or loaded
 
 

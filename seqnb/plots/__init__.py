@@ -661,10 +661,11 @@ def _short_label_expr(datasets: Iterable[str], field: str = "datum.dataset") -> 
 
 
 def empty_note(message: str) -> alt.Chart:
-    """A small chart-shaped note for a chart that has no data yet (book profile)."""
+    """A small chart-shaped note for a chart that has no data yet (book profile). It shows
+    no number, so it has no provenance; ``usermeta`` marks it as a note."""
     return alt.Chart(pd.DataFrame({"text": [message]})).mark_text(
         align="left", fontSize=12, color="#666").encode(text="text:N").properties(
-        width=WIDTH, height=30)
+        width=WIDTH, height=30, usermeta={"seqnb": "note"})
 
 
 __all__ = [
@@ -706,7 +707,7 @@ def show_convergence(runs: Any, order: Sequence[str] | None = None,
     rise over their last ``window`` epochs; return that rise (:func:`seqnb.analysis.late_gain`)
     for the chapter's conclusions. ``order``: the settings' legend order (default: the order
     of the chapter's configurations)."""
-    from IPython.display import display
+    from IPython.display import Markdown, display
 
     from seqnb import analysis
 
@@ -717,7 +718,7 @@ def show_convergence(runs: Any, order: Sequence[str] | None = None,
     display(validation_chart(curves, order, provenance=runs) if not curves.empty
             else empty_note("No stored validation curves yet."))
     if late.empty:
-        display(empty_note(f"Too few evaluated epochs to measure the last {window} epochs' rise."))
+        display(Markdown(f"Too few evaluated epochs to measure the last {window} epochs' rise."))
         return late
     shown = late.drop(columns="window").assign(
         late_gain=late["late_gain"].map(analysis.pct)).rename(columns={
