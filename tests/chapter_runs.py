@@ -47,9 +47,14 @@ def errors(nb: nbformat.NotebookNode) -> list[dict]:
     return [o for o in outputs(nb) if o.get("output_type") == "error"]
 
 
-def html(output: dict) -> str:
-    text = output.get("data", {}).get("text/html", "")
+def mime_text(output: dict, mime: str) -> str:
+    """An output's ``mime`` payload as one string (nbformat may store it as lines)."""
+    text = output.get("data", {}).get(mime, "")
     return "".join(text) if isinstance(text, list) else text
+
+
+def html(output: dict) -> str:
+    return mime_text(output, "text/html")
 
 
 def is_chart(output: dict) -> bool:
@@ -64,11 +69,7 @@ def is_table(output: dict) -> bool:
 
 
 def markdown_text(nb: nbformat.NotebookNode) -> str:
-    parts = []
-    for o in outputs(nb):
-        md = o.get("data", {}).get("text/markdown", "")
-        parts.append("".join(md) if isinstance(md, list) else md)
-    return "\n".join(parts)
+    return "\n".join(mime_text(o, "text/markdown") for o in outputs(nb))
 
 
 def assert_chapter_rendered(nb: nbformat.NotebookNode, chapter: str, min_charts: int,
